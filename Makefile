@@ -1,0 +1,44 @@
+# kubeha entry points. The README's two commands are `make demo` and `make test`.
+# Each target calls a script that owns the work; this file only wires them together.
+SHELL := /bin/bash
+LAYOUT ?= pinned
+export LAYOUT
+
+.PHONY: deps venv build image testbed convert drill report demo test test-rust test-emulators \
+        test-collection test-molecule chaos bench clean
+
+deps:            ## host packages (Debian) the build and the test bed need
+	scripts/host-deps.sh
+
+venv: deps       ## pinned Python tools in .venv/
+	scripts/venv.sh
+
+build: deps      ## release module binaries into the collection
+	scripts/build-modules.sh
+
+image: deps      ## the test-bed node image (cached by recipe hash)
+	testbed/images/build.sh
+
+testbed: venv image   ## bring up the unconverted cluster: make testbed LAYOUT=pinned|kubespray
+	testbed/up.sh $(LAYOUT)
+
+convert: venv build   ## run playbooks/convert.yml against the running test bed
+	testbed/convert.sh $(LAYOUT)
+
+drill: venv build     ## the failover drill against the running test bed
+	testbed/drill.sh $(LAYOUT)
+
+demo: venv build image  ## all of it from scratch, ending with the before/after table and the drill
+	testbed/demo.sh $(LAYOUT)
+
+test: venv build image  ## every test
+	scripts/test-all.sh
+
+chaos: venv build image ## reliability suites
+	chaos/run.sh
+
+bench: venv build image ## benchmarks, writes docs/benchmarks.md
+	bench/run.sh
+
+clean:           ## remove the test bed containers and network
+	testbed/down.sh
