@@ -1,0 +1,17 @@
+//! kubeha: the library behind the conversion modules.
+//!
+//! Each Ansible module is a thin binary in `src/bin/` that parses its options, calls one
+//! `decide` / `act` / `report` triple from this library and prints the result through
+//! [`protocol::run`], the one place that turns an error into Ansible's failure JSON.
+//!
+//! Shared plumbing: [`protocol`] (Ansible's binary-module protocol), [`options`] (strict option
+//! parsing), [`fsio`] (backups and atomic writes that keep owner and mode), [`diff`] (the `--diff`
+//! payload), [`error`] (typed errors whose messages name the file, the value and the fix).
+
+pub mod diff;
+pub mod error;
+pub mod fsio;
+pub mod options;
+pub mod protocol;
+
+pub use error::{Error, Result};
