@@ -1,0 +1,308 @@
+"""The resource types the emulator serves and their storage in etcd.
+
+Keys: `/registry/<resource>/<namespace>/<name>` (cluster-scoped: `/registry/<resource>/<name>`);
+values: the object as JSON without `metadata.resourceVersion`; `metadata.resourceVersion` is the
+key's mod_revision, a list's resourceVersion is the etcd header revision. Create = txn on
+create_revision == 0 (else 409 AlreadyExists), update with resourceVersion = txn on mod_revision
+(stale -> 409 Conflict), update without resourceVersion = unconditional."""
+
+import copy
+import json
+import re
+import time
+import uuid
+
+from . import errors
+from .etcd import EtcdUnavailable, EtcdError
+
+
+class Resource:
+    def __init__(self, group, version, plural, singular, kind, namespaced, short=(), status=False,
+                 create_on_update=False, verbs=None):
+        self.group = group
+        self.version = version
+        self.plural = plural
+        self.singular = singular
+        self.kind = kind
+        self.namespaced = namespaced
+        self.short = list(short)
+        self.status = status
+        self.create_on_update = create_on_update
+        self.verbs = verbs or ["create", "delete", "deletecollection", "get", "list", "patch", "update"]
+
+    @property
+    def api_version(self):
+        return "%s/%s" % (self.group, self.version) if self.group else self.version
+
+
+CORE = [
+    Resource("", "v1", "namespaces", "namespace", "Namespace", False, ["ns"], status=True,
+             verbs=["create", "delete", "get", "list", "patch", "update"]),
+    Resource("", "v1", "configmaps", "configmap", "ConfigMap", True, ["cm"]),
+    Resource("", "v1", "secrets", "secret", "Secret", True),
+    Resource("", "v1", "pods", "pod", "Pod", True, ["po"], status=True),
+    Resource("", "v1", "nodes", "node", "Node", False, ["no"], status=True),
+    Resource("", "v1", "events", "event", "Event", True, ["ev"], create_on_update=True),
+]
+COORDINATION = [
+    Resource("coordination.k8s.io", "v1", "leases", "lease", "Lease", True, create_on_update=True),
+]
+ALL = CORE + COORDINATION
+BY_GROUP = {}
+for _r in ALL:
+    BY_GROUP[(_r.group, _r.version, _r.plural)] = _r
+
+SYSTEM_NAMESPACES = ["default", "kube-system", "kube-public", "kube-node-lease"]
+
+_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+def now_rfc3339():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def key_for(res, namespace, name):
+    if res.namespaced:
+        return "/registry/%s/%s/%s" % (res.plural, namespace, name)
+    return "/registry/%s/%s" % (res.plural, name)
+
+
+def prefix_for(res, namespace=None):
+    if res.namespaced and namespace:
+        return "/registry/%s/%s/" % (res.plural, namespace)
+    return "/registry/%s/" % res.plural
+
+
+def _decode(kv):
+    obj = json.loads(kv.value)
+    obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
+    return obj
+
+
+def _encode(obj):
+    stored = copy.deepcopy(obj)
+    stored.get("metadata", {}).pop("resourceVersion", None)
+    return json.dumps(stored, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _etcd(fn, *args):
+    try:
+        return fn(*args)
+    except EtcdUnavailable as err:
+        raise errors.ApiError(500, "InternalError", "Internal error occurred: etcd unavailable: %s" % err)
+    except EtcdError as err:
+        raise errors.internal(str(err))
+
+
+class Store:
+    def __init__(self, etcd):
+        self.etcd = etcd
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _check_meta(self, res, obj, namespace, name=None):
+        if not isinstance(obj, dict):
+            raise errors.bad_request("the body must be a JSON object")
+        kind = obj.get("kind")
+        if kind and kind != res.kind:
+            raise errors.bad_request("the API version in the data (%s) does not match the expected "
+                                     "API version (%s) or kind %s != %s"
+                                     % (obj.get("apiVersion"), res.api_version, kind, res.kind))
+        meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise errors.bad_request("metadata must be an object")
+        if name is not None:
+            if meta.get("name") and meta["name"] != name:
+                raise errors.bad_request("the name of the object (%s) does not match the name on the URL (%s)"
+                                         % (meta["name"], name))
+            meta["name"] = name
+        if res.namespaced:
+            if meta.get("namespace") and meta["namespace"] != namespace:
+                raise errors.bad_request("the namespace of the provided object does not match the "
+                                         "namespace sent on the request")
+            meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)
+        obj["kind"] = res.kind
+        obj["apiVersion"] = res.api_version
+
+    def _namespace_exists(self, namespace):
+        kv, _ = _etcd(self.etcd.get, key_for(BY_GROUP[("", "v1", "namespaces")], None, namespace))
+        return kv is not None
+
+    # --- verbs -----------------------------------------------------------------------------
+    def get(self, res, namespace, name):
+        kv, _ = _etcd(self.etcd.get, key_for(res, namespace, name))
+        if kv is None:
+            raise errors.not_found(res.plural, name, res.group)
+        return _decode(kv)
+
+    def list(self, res, namespace=None, label_match=None, field_match=None):
+        kvs, rev = _etcd(self.etcd.list, prefix_for(res, namespace))
+        items = []
+        for kv in kvs:
+            if not res.namespaced and kv.key.count("/") != 3:
+                continue
+            obj = _decode(kv)
+            if label_match and not label_match(obj.get("metadata", {}).get("labels")):
+                continue
+            if field_match and not field_match(obj):
+                continue
+            items.append(obj)
+        return items, rev
+
+    def create(self, res, namespace, obj):
+        self._check_meta(res, obj, namespace)
+        meta = obj["metadata"]
+        if not meta.get("name"):
+            if meta.get("generateName"):
+                meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+            else:
+                raise errors.invalid(res.kind, "", "metadata.name: Required value: name or generateName is required")
+        name = meta["name"]
+        if (res.plural != "events" and not _NAME_RE.match(name)) or len(name) > 253:
+            raise errors.invalid(res.kind, name, "metadata.name: Invalid value: %r: a lowercase RFC 1123 "
+                                 "subdomain must consist of lower case alphanumeric characters, '-' or '.'" % name)
+        if res.namespaced and not self._namespace_exists(namespace):
+            raise errors.not_found("namespaces", namespace)
+        meta.pop("resourceVersion", None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now_rfc3339()
+        for field in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+            meta.pop(field, None)
+        if res.plural == "pods":
+            # as the real pod strategy: status is reset on create, kubelets set it via /status
+            obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+        if res.plural == "namespaces":
+            obj["status"] = {"phase": "Active"}
+            obj.setdefault("spec", {"finalizers": ["kubernetes"]})
+            meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
+        if res.plural == "pods":
+            meta["generation"] = 1
+        rev = _etcd(self.etcd.create, key_for(res, namespace, name), _encode(obj))
+        if rev is None:
+            raise errors.already_exists(res.plural, name, res.group)
+        meta["resourceVersion"] = str(rev)
+        return obj
+
+    def update(self, res, namespace, name, obj, subresource=None, _allow_create=True):
+        """PUT. With metadata.resourceVersion: compare-and-swap on it; without: unconditional."""
+        self._check_meta(res, obj, namespace, name)
+        wanted = obj["metadata"].get("resourceVersion") or None
+        key = key_for(res, namespace, name)
+        kv, _ = _etcd(self.etcd.get, key)
+        if kv is None:
+            if res.create_on_update and _allow_create and not subresource:
+                return self.create(res, namespace, obj), True
+            raise errors.not_found(res.plural, name, res.group)
+        for _ in range(10):
+            old = _decode(kv)
+            if wanted is not None and wanted != old["metadata"]["resourceVersion"]:
+                raise errors.conflict(res.plural, name, res.group)
+            new = self._merge_update(res, old, obj, subresource)
+            rev, current = _etcd(self.etcd.update, key, _encode(new), kv.mod_revision)
+            if rev is not None:
+                new["metadata"]["resourceVersion"] = str(rev)
+                return new, False
+            if current is None:
+                raise errors.not_found(res.plural, name, res.group)
+            if wanted is not None:
+                raise errors.conflict(res.plural, name, res.group)
+            kv = current  # unconditional update raced with another writer: retry on the new state
+        raise errors.conflict(res.plural, name, res.group)
+
+    def _merge_update(self, res, old, obj, subresource):
+        """Server-owned fields come from the stored object; with a status subresource the main
+        resource cannot change status and /status can change only status."""
+        if subresource == "status":
+            new = copy.deepcopy(old)
+            new["status"] = copy.deepcopy(obj.get("status"))
+            if new["status"] is None:
+                new.pop("status")
+            # metadata labels/annotations may change through /status for nodes and pods
+            for field in ("labels", "annotations"):
+                if field in obj.get("metadata", {}):
+                    new["metadata"][field] = copy.deepcopy(obj["metadata"][field])
+            return new
+        new = copy.deepcopy(obj)
+        meta = new["metadata"]
+        for field in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
+            if field in old["metadata"]:
+                meta[field] = old["metadata"][field]
+            else:
+                meta.pop(field, None)
+        if res.status:
+            if "status" in old:
+                new["status"] = copy.deepcopy(old["status"])
+            else:
+                new.pop("status", None)
+        if "generation" in old["metadata"]:
+            gen = old["metadata"]["generation"]
+            if new.get("spec") != old.get("spec"):
+                gen += 1
+            meta["generation"] = gen
+        return new
+
+    def patch(self, res, namespace, name, apply_patch, subresource=None):
+        """`apply_patch(old) -> new`. Retries on concurrent writes unless the patch pinned a
+        resourceVersion (then a stale one is a 409)."""
+        key = key_for(res, namespace, name)
+        for _ in range(10):
+            kv, _ = _etcd(self.etcd.get, key)
+            if kv is None:
+                raise errors.not_found(res.plural, name, res.group)
+            old = _decode(kv)
+            new = apply_patch(copy.deepcopy(old))
+            if not isinstance(new, dict):
+                raise errors.bad_request("the patch result is not an object")
+            self._check_meta(res, new, namespace, name)
+            pinned = new["metadata"].get("resourceVersion")
+            if pinned and pinned != old["metadata"]["resourceVersion"]:
+                raise errors.conflict(res.plural, name, res.group)
+            if subresource == "status":
+                merged = self._merge_update(res, old, new, "status")
+            else:
+                merged = self._merge_update(res, old, new, None)
+            rev, current = _etcd(self.etcd.update, key, _encode(merged), kv.mod_revision)
+            if rev is not None:
+                merged["metadata"]["resourceVersion"] = str(rev)
+                return merged
+            if current is None:
+                raise errors.not_found(res.plural, name, res.group)
+        raise errors.conflict(res.plural, name, res.group)
+
+    def delete(self, res, namespace, name, precondition_rv=None, precondition_uid=None):
+        key = key_for(res, namespace, name)
+        kv, _ = _etcd(self.etcd.get, key)
+        if kv is None:
+            raise errors.not_found(res.plural, name, res.group)
+        old = _decode(kv)
+        if precondition_uid and precondition_uid != old["metadata"].get("uid"):
+            raise errors.ApiError(409, "Conflict", "Precondition failed: UID in precondition: %s, UID in "
+                                  "object meta: %s" % (precondition_uid, old["metadata"].get("uid")))
+        if precondition_rv and precondition_rv != old["metadata"]["resourceVersion"]:
+            raise errors.conflict(res.plural, name, res.group)
+        prev, ok = _etcd(self.etcd.delete, key, kv.mod_revision)
+        if not ok:
+            if precondition_rv:
+                raise errors.conflict(res.plural, name, res.group)
+            prev, ok = _etcd(self.etcd.delete, key)
+            if not ok:
+                raise errors.not_found(res.plural, name, res.group)
+        if res.plural == "namespaces":
+            # the real namespace controller empties a terminating namespace; here it is immediate
+            for other in ALL:
+                if other.namespaced:
+                    _etcd(self.etcd.delete_prefix, prefix_for(other, name))
+        return _decode(prev) if prev else old
+
+    def ensure_system_namespaces(self):
+        ns = BY_GROUP[("", "v1", "namespaces")]
+        created = []
+        for name in SYSTEM_NAMESPACES:
+            try:
+                self.create(ns, None, {"metadata": {"name": name}})
+                created.append(name)
+            except errors.ApiError as err:
+                if err.code != 409:
+                    raise
+        return created
