@@ -70,6 +70,8 @@ def resource_list(group, version):
                  "kind": res.kind, "verbs": res.verbs}
         if res.short:
             entry["shortNames"] = res.short
+        if res.categories:
+            entry["categories"] = res.categories
         resources.append(entry)
         if res.status:
             resources.append({"name": res.plural + "/status", "singularName": "", "namespaced": res.namespaced,

@@ -18,7 +18,7 @@ from .etcd import EtcdUnavailable, EtcdError
 
 class Resource:
     def __init__(self, group, version, plural, singular, kind, namespaced, short=(), status=False,
-                 create_on_update=False, verbs=None):
+                 create_on_update=False, verbs=None, categories=()):
         self.group = group
         self.version = version
         self.plural = plural
@@ -28,6 +28,7 @@ class Resource:
         self.short = list(short)
         self.status = status
         self.create_on_update = create_on_update
+        self.categories = list(categories)
         self.verbs = verbs or ["create", "delete", "deletecollection", "get", "list", "patch", "update"]
 
     @property
@@ -40,7 +41,7 @@ CORE = [
              verbs=["create", "delete", "get", "list", "patch", "update"]),
     Resource("", "v1", "configmaps", "configmap", "ConfigMap", True, ["cm"]),
     Resource("", "v1", "secrets", "secret", "Secret", True),
-    Resource("", "v1", "pods", "pod", "Pod", True, ["po"], status=True),
+    Resource("", "v1", "pods", "pod", "Pod", True, ["po"], status=True, categories=["all"]),
     Resource("", "v1", "nodes", "node", "Node", False, ["no"], status=True),
     Resource("", "v1", "events", "event", "Event", True, ["ev"], create_on_update=True),
 ]
@@ -79,7 +80,32 @@ def _decode(kv):
     return obj
 
 
+NODE_INFO_FIELDS = ("architecture", "bootID", "containerRuntimeVersion", "kernelVersion", "kubeProxyVersion",
+                    "kubeletVersion", "machineID", "operatingSystem", "osImage", "systemUUID")
+
+
+def _defaults(obj):
+    """Fields the real apiserver always serializes (Go fields without omitempty), so that strict
+    clients (the Python `kubernetes` client validates them) can read what others wrote."""
+    status = obj.get("status")
+    if not isinstance(status, dict):
+        return
+    if obj.get("kind") == "Node" and isinstance(status.get("nodeInfo"), dict):
+        for field in NODE_INFO_FIELDS:
+            status["nodeInfo"].setdefault(field, "")
+    if obj.get("kind") == "Pod":
+        for key in ("containerStatuses", "initContainerStatuses"):
+            for item in status.get(key) or []:
+                if isinstance(item, dict):
+                    item.setdefault("name", "")
+                    item.setdefault("image", "")
+                    item.setdefault("imageID", "")
+                    item.setdefault("ready", False)
+                    item.setdefault("restartCount", 0)
+
+
 def _encode(obj):
+    _defaults(obj)
     stored = copy.deepcopy(obj)
     stored.get("metadata", {}).pop("resourceVersion", None)
     return json.dumps(stored, sort_keys=True, separators=(",", ":")).encode()
@@ -169,8 +195,9 @@ class Store:
         meta["creationTimestamp"] = now_rfc3339()
         for field in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
             meta.pop(field, None)
-        if res.plural == "pods":
-            # as the real pod strategy: status is reset on create, kubelets set it via /status
+        if res.plural == "pods" and not obj.get("status"):
+            # the real pod strategy always resets status on create (kubelets set it through
+            # /status); the emulator keeps a status sent on create so mirror pods show it at once
             obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
         if res.plural == "namespaces":
             obj["status"] = {"phase": "Active"}

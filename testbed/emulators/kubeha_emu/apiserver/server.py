@@ -346,7 +346,7 @@ class Handler(BaseHTTPRequestHandler):
         if rest == ["v2"]:
             accept = self.headers.get("Accept", "")
             if "protobuf" in accept:
-                return self.send_body(200, b"", "application/com.github.proto-openapi.spec.v2@v1.0+protobuf")
+                return self.send_body(200, b"", "application/octet-stream")
             return self.send_body(200, {"swagger": "2.0", "info": {"title": "Kubernetes (kubeha emulator)",
                                                                    "version": discovery.version()["gitVersion"]},
                                         "paths": {}, "definitions": {}})
