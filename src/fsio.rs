@@ -58,7 +58,7 @@ pub fn backup_path(path: &Path) -> PathBuf {
 }
 
 /// `YYYY-MM-DD@HH:MM:SS` for a Unix time (civil-from-days, proleptic Gregorian calendar).
-fn format_utc(secs: u64) -> String {
+pub fn format_utc(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let z = days + 719_468;

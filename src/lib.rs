@@ -9,9 +9,12 @@
 //! payload), [`error`] (typed errors whose messages name the file, the value and the fix).
 
 pub mod diff;
+pub mod endpoint;
 pub mod error;
 pub mod fsio;
 pub mod options;
+pub mod pki;
 pub mod protocol;
+pub mod yamledit;
 
 pub use error::{Error, Result};
