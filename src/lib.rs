@@ -12,6 +12,8 @@ pub mod diff;
 pub mod endpoint;
 pub mod error;
 pub mod fsio;
+pub mod kubeadm;
+pub mod kubeconfig;
 pub mod options;
 pub mod pki;
 pub mod protocol;
