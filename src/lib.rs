@@ -13,6 +13,7 @@ pub mod endpoint;
 pub mod error;
 pub mod fsio;
 pub mod kubeadm;
+pub mod kubeapi;
 pub mod kubeconfig;
 pub mod options;
 pub mod pki;
