@@ -11,6 +11,7 @@
 pub mod diff;
 pub mod endpoint;
 pub mod error;
+pub mod file_change;
 pub mod fsio;
 pub mod kubeadm;
 pub mod kubeapi;

@@ -1,0 +1,65 @@
+//! Acting on a decided text change of one file: resolve symlinks to the real file, make sure it
+//! still holds the text the decision was made from, back it up with Ansible's naming, and replace
+//! it atomically keeping owner and mode ([`crate::fsio`]). In check mode nothing is written.
+//!
+//! API: [`read_target`]`(path)` -> [`Target`] (real path + text), [`apply`]`(target, new_text,
+//! check_mode, backup)` -> the backup file written, if any.
+
+use crate::error::{Error, Result};
+use crate::fsio;
+use std::path::{Path, PathBuf};
+
+/// A file about to be edited: the path the user gave, the real file behind it, its text.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub path: PathBuf,
+    pub real_path: PathBuf,
+    pub text: String,
+}
+
+/// Read the file at `path` (following symlinks), refusing what is not a regular UTF-8 file.
+pub fn read_target(path: &Path) -> Result<Target> {
+    let real_path = std::fs::canonicalize(path).map_err(|e| Error::io(path, "find", e))?;
+    let meta =
+        std::fs::metadata(&real_path).map_err(|e| Error::io(path, "read the attributes of", e))?;
+    if !meta.is_file() {
+        return Err(Error::content(
+            path,
+            "is not a regular file; point `path` at the file itself",
+        ));
+    }
+    let text = fsio::read_text(&real_path)?;
+    Ok(Target {
+        path: path.to_path_buf(),
+        real_path,
+        text,
+    })
+}
+
+/// Write `new_text` over the target unless in check mode. The file must still hold the text the
+/// change was decided from (someone else may have edited it meanwhile). Returns the backup path
+/// when `backup` is set and the file was written.
+pub fn apply(
+    target: &Target,
+    new_text: &str,
+    check_mode: bool,
+    backup: bool,
+) -> Result<Option<PathBuf>> {
+    if check_mode {
+        return Ok(None);
+    }
+    let now = fsio::read_text(&target.real_path)?;
+    if now != target.text {
+        return Err(Error::Refused(format!(
+            "{} changed while this module was working on it; nothing was written: run the task again",
+            target.path.display()
+        )));
+    }
+    let backup_file = if backup {
+        Some(fsio::backup(&target.real_path)?)
+    } else {
+        None
+    };
+    fsio::replace(&target.real_path, new_text.as_bytes())?;
+    Ok(backup_file)
+}
