@@ -6,6 +6,7 @@ Fixtures:
   etcd       (session) EtcdServer: url, client cert paths
   apiserver  (session) ApiServer running against `etcd` (shared by tests that don't stop it)
   start_apiserver (function) factory: start_apiserver(**overrides) -> ApiServer, stopped at the end
+  private_etcd (function) an EtcdServer the test may kill() and start() again
 """
 
 import http.client
@@ -106,16 +107,20 @@ class EtcdServer:
         self.port = free_port()
         peer = free_port()
         self.url = "https://127.0.0.1:%d" % self.port
-        self.log = open(os.path.join(directory, "etcd.log"), "wb")
-        self.proc = subprocess.Popen(
-            [ETCD, "--name", "t1", "--data-dir", os.path.join(directory, "etcd-data"),
-             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
-             "--listen-peer-urls", "http://127.0.0.1:%d" % peer,
-             "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % peer,
-             "--initial-cluster", "t1=http://127.0.0.1:%d" % peer,
-             "--cert-file", pki.etcd_server_crt, "--key-file", pki.etcd_server_key,
-             "--trusted-ca-file", pki.etcd_ca_crt, "--client-cert-auth"],
-            stdout=self.log, stderr=subprocess.STDOUT)
+        self.log = open(os.path.join(directory, "etcd.log"), "ab")
+        self.args = [
+            ETCD, "--name", "t1", "--data-dir", os.path.join(directory, "etcd-data"),
+            "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+            "--listen-peer-urls", "http://127.0.0.1:%d" % peer,
+            "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % peer,
+            "--initial-cluster", "t1=http://127.0.0.1:%d" % peer,
+            "--cert-file", pki.etcd_server_crt, "--key-file", pki.etcd_server_key,
+            "--trusted-ca-file", pki.etcd_ca_crt, "--client-cert-auth"]
+        self.start()
+
+    def start(self):
+        pki = self.pki
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
         ctx = ssl.create_default_context(cafile=pki.etcd_ca_crt)
         ctx.load_cert_chain(pki.etcd_client_crt, pki.etcd_client_key)
         deadline = time.time() + 20
@@ -130,6 +135,11 @@ class EtcdServer:
             if self.proc.poll() is not None or time.time() > deadline:
                 raise RuntimeError("etcd did not become healthy (see %s)" % self.log.name)
             time.sleep(0.1)
+
+    def kill(self):
+        """Stop the process only (data and ports kept, start() brings it back)."""
+        self.proc.terminate()
+        self.proc.wait(10)
 
     def stop(self):
         self.proc.terminate()
@@ -306,6 +316,21 @@ def apiserver(pki, etcd):
 
 
 @pytest.fixture
+def private_etcd(pki):
+    """An etcd of the test's own, which it may stop and restart."""
+    directory = tempfile.mkdtemp(prefix="kubeha-etcd-")
+    server = EtcdServer(pki, directory)
+    try:
+        yield server
+    finally:
+        if server.proc.poll() is None:
+            server.stop()
+        else:
+            server.log.close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
 def start_apiserver(pki, etcd):
     started = []
     directories = []
@@ -313,7 +338,7 @@ def start_apiserver(pki, etcd):
     def start(**kwargs):
         directory = tempfile.mkdtemp(prefix="kubeha-apiserver-")
         directories.append(directory)
-        server = ApiServer(pki, etcd, directory, **kwargs)
+        server = ApiServer(pki, kwargs.pop("etcd", etcd), directory, **kwargs)
         started.append(server)
         return server
 

@@ -334,3 +334,25 @@ def test_bad_flags_exit_2(tmp_path):
     proc = subprocess.run([APISERVER, "--secure-port=1"], capture_output=True, text=True, timeout=10,
                           env=dict(os.environ, KUBEHA_EMU_LOG_DIR=str(tmp_path), KUBEHA_EMU_STATUS_DIR=str(tmp_path)))
     assert proc.returncode == 2 and "--tls-cert-file is required" in proc.stderr
+
+
+def test_etcd_restart_is_detected_and_survived(start_apiserver, private_etcd):
+    import time
+    server = start_apiserver(etcd=private_etcd)
+    server.wait_ready()
+    assert server.request("POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": "before"}})[0] == 201
+    private_etcd.kill()
+    deadline = time.time() + 5
+    while server.request("GET", "/readyz", client_cert=False)[0] == 200:
+        assert time.time() < deadline, "readyz still ok 5s after etcd stopped"
+        time.sleep(0.1)
+    assert server.status()["connected"] is False
+    assert server.request("GET", "/api/v1/namespaces/default/configmaps/before")[0] == 500
+    private_etcd.start()
+    server.wait_ready(timeout=10)
+    # pooled etcd connections died with the old process: the first request must still succeed
+    status, _, body = server.request("GET", "/api/v1/namespaces/default/configmaps/before")
+    assert status == 200 and body["metadata"]["name"] == "before"
+    assert server.status()["connected"] is True
+    events = [r["event"] for r in server.log_records() if r["server"] == private_etcd.url]
+    assert events[:3] == ["connect", "error", "connect"], events

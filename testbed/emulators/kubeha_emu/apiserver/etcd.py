@@ -2,7 +2,8 @@
 /v3/kv/deleterange, /v3/kv/txn; keys and values base64), TLS with the etcd client certificate.
 
 Servers are tried in the order of --etcd-servers, starting with the last one that answered; a
-connection failure moves on to the next one. Connections are kept alive per thread."""
+connection failure moves on to the next one. Kept-alive connections are shared through a small pool
+(request threads live only as long as their client connection)."""
 
 import base64
 import http.client
@@ -63,27 +64,31 @@ class EtcdClient:
             if certfile:
                 self.ctx.load_cert_chain(certfile, keyfile)
         self.preferred = 0
-        self.local = threading.local()
+        self.pool_lock = threading.Lock()
+        self.idle = {s: [] for s in self.servers}
 
-    def _conn(self, server):
-        conns = getattr(self.local, "conns", None)
-        if conns is None:
-            conns = self.local.conns = {}
-        conn = conns.get(server)
-        if conn is None:
-            url = urllib.parse.urlsplit(server)
-            if url.scheme == "https":
-                conn = http.client.HTTPSConnection(url.hostname, url.port or 2379, timeout=self.timeout,
-                                                   context=self.ctx)
-            else:
-                conn = http.client.HTTPConnection(url.hostname, url.port or 2379, timeout=self.timeout)
-            conns[server] = conn
-        return conn
+    POOL_SIZE = 8
 
-    def _drop(self, server):
-        conn = getattr(self.local, "conns", {}).pop(server, None)
-        if conn is not None:
-            conn.close()
+    def _conn(self, server, fresh=False):
+        with self.pool_lock:
+            if fresh:  # the pooled connections may all be stale: drop them
+                for old in self.idle[server]:
+                    old.close()
+                self.idle[server] = []
+            elif self.idle[server]:
+                return self.idle[server].pop()
+        url = urllib.parse.urlsplit(server)
+        if url.scheme == "https":
+            return http.client.HTTPSConnection(url.hostname, url.port or 2379, timeout=self.timeout,
+                                               context=self.ctx)
+        return http.client.HTTPConnection(url.hostname, url.port or 2379, timeout=self.timeout)
+
+    def _release(self, server, conn):
+        with self.pool_lock:
+            if len(self.idle[server]) < self.POOL_SIZE:
+                self.idle[server].append(conn)
+                return
+        conn.close()
 
     def call(self, path, body):
         """POST a JSON body to the first server that answers; returns (server, decoded reply)."""
@@ -93,18 +98,22 @@ class EtcdClient:
         order = self.servers[start:] + self.servers[:start]
         for server in order:
             for attempt in (0, 1):  # a kept-alive connection may have been closed by the server
-                conn = self._conn(server)
+                conn = self._conn(server, fresh=attempt > 0)
                 try:
                     conn.request("POST", path, body=data, headers={"Content-Type": "application/json"})
                     resp = conn.getresponse()
                     payload = resp.read()
                 except (OSError, http.client.HTTPException) as err:
-                    self._drop(server)
+                    conn.close()
                     if attempt == 0 and isinstance(err, (http.client.RemoteDisconnected,
                                                          BrokenPipeError, ConnectionResetError)):
                         continue
                     errors.append("%s: %s" % (server, err))
                     break
+                if resp.will_close:
+                    conn.close()
+                else:
+                    self._release(server, conn)
                 if resp.status >= 500 and resp.status != 501:
                     errors.append("%s: HTTP %d %s" % (server, resp.status, payload[:200].decode("utf-8", "replace")))
                     break
