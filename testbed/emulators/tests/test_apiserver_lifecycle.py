@@ -131,3 +131,43 @@ def test_mismatched_pair_keeps_old_cert_until_key_matches(start_apiserver, pki, 
         handle.write("not a certificate\n")
     assert served_serial(server) == 0x7654321
     assert server.request("GET", "/readyz", client_cert=False)[0] == 200
+
+
+def test_in_flight_request_finishes_after_listener_closed(start_apiserver):
+    server = start_apiserver(delay="1s")
+    server.wait_ready()
+    ctx = server.ssl_context()
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    tls = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+    body = b'{"metadata": {"name": "in-flight"}, "data": {"a": "b"}}'
+    head = ("POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Content-Length: %d\r\n\r\n" % len(body)).encode()
+    tls.sendall(head + body[:10])  # the request is in flight: headers read, body incomplete
+    time.sleep(0.3)
+    server.signal(signal.SIGTERM)
+    time.sleep(1.6)  # past the delay: the listener is closed now
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+    assert server.proc.poll() is None, "exited with a request in flight"
+    tls.sendall(body[10:])
+    resp = http.client.HTTPResponse(tls)
+    resp.begin()
+    assert resp.status == 201 and resp.getheader("Connection") == "close"
+    assert b'"in-flight"' in resp.read()
+    tls.close()
+    assert server.proc.wait(10) == 0
+
+
+def test_pidof_finds_the_script(start_apiserver):
+    pidof = shutil.which("pidof")
+    if not pidof:
+        pytest.skip("pidof not installed")
+    server = start_apiserver()
+    # Debian's pidof (sysvinit-utils) needs -x for scripts; procps' pidof matches comm directly
+    out = subprocess_out([pidof, "-x", "kube-apiserver"])
+    assert str(server.proc.pid) in out.split()
+
+
+def subprocess_out(args):
+    import subprocess
+    return subprocess.run(args, capture_output=True, text=True, timeout=10).stdout
