@@ -19,6 +19,7 @@ pub mod kubeconfig;
 pub mod options;
 pub mod pki;
 pub mod protocol;
+pub mod restart;
 pub mod yamledit;
 
 pub use error::{Error, Result};
