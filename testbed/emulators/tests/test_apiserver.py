@@ -356,3 +356,24 @@ def test_etcd_restart_is_detected_and_survived(start_apiserver, private_etcd):
     assert server.status()["connected"] is True
     events = [r["event"] for r in server.log_records() if r["server"] == private_etcd.url]
     assert events[:3] == ["connect", "error", "connect"], events
+
+
+def test_http10_health_check_like_haproxy(apiserver):
+    import socket
+    import ssl
+    ctx = ssl.create_default_context(cafile=apiserver.pki.ca_crt)
+    with socket.create_connection(("127.0.0.1", apiserver.port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(b"GET /readyz HTTP/1.0\r\n\r\n")
+            data = b""
+            while True:
+                chunk = tls.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    # answered as Go does (HTTP/1.1 status line), connection closed after the answer
+    assert data.startswith(b"HTTP/1.1 200") and b"Connection: close" in data and data.endswith(b"\r\n\r\nok")
+    # a bare TCP probe that never speaks TLS does not disturb the server
+    with socket.create_connection(("127.0.0.1", apiserver.port), timeout=5):
+        pass
+    assert apiserver.request("GET", "/livez", client_cert=False)[0] == 200

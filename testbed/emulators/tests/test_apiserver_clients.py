@@ -54,6 +54,8 @@ def test_kubectl_get_pods_all_namespaces_and_nodes(apiserver, kubectl):
         "metadata": {"name": node_name, "labels": {"node-role.kubernetes.io/control-plane": ""}},
         "status": {"conditions": [{"type": "Ready", "status": "True"}], "nodeInfo": {"kubeletVersion": "v1.30.4"}}})[0] == 201
 
+    proc = kubectl("get", "pod")
+    assert proc.returncode == 0 and "No resources found in default namespace." in proc.stderr
     header, rows = _table(kubectl("get", "pod", "-A").stdout)
     assert header == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert ["kube-system", "kube-proxy-a-" + suffix, "1/1", "Running", "0"] in [r[:5] for r in rows]

@@ -189,6 +189,9 @@ class Handler(BaseHTTPRequestHandler):
             if self.server.draining:
                 self.close_connection = True
 
+    def version_string(self):
+        return self.server_version
+
     def log_message(self, fmt, *args):  # no access log: the JSON log has one line per identity
         pass
 
