@@ -1,0 +1,230 @@
+//! Integration tests of `kubeconfig_server`, run as Ansible runs it, on kubeadm-format
+//! kubeconfigs (embedded client certs; kubelet.conf with a PEM path).
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+const M: &str = "kubeconfig_server";
+
+fn converts(fx: &Fixture, rel: &str, old_server: &str) {
+    let path = fx.path(rel);
+    let original = fx.read(rel);
+    let new = format!("https://{VIP}:6443");
+    let before = fx.snapshot();
+    let options = json!({"path": path, "server": new});
+
+    let check = run_module(M, options.clone(), Mode::CHECK_DIFF).ok();
+    assert!(check.changed(), "{}", check.stdout);
+    assert_same_tree(&before, &fx.snapshot());
+    assert_eq!(check.json["server_before"], json!(old_server));
+    assert_eq!(check.json["server_after"], json!(new));
+    assert_eq!(check.json["cluster"], json!("cluster.local"));
+    let diff = &check.json["diff"][0];
+    let (r, a) = line_changes(
+        diff["before"].as_str().unwrap(),
+        diff["after"].as_str().unwrap(),
+    );
+    assert_eq!(
+        (r, a),
+        (
+            vec![format!("    server: {old_server}")],
+            vec![format!("    server: {new}")]
+        )
+    );
+    assert_no_secrets(&check.stdout, &fx.secrets, rel);
+
+    let real = run_module(M, options.clone(), Mode::DIFF).ok();
+    assert!(real.changed());
+    assert_no_secrets(&real.stdout, &fx.secrets, rel);
+    let after = fx.read(rel);
+    let (removed, added) = line_changes(&original, &after);
+    assert_eq!(removed, vec![format!("    server: {old_server}")]);
+    assert_eq!(added, vec![format!("    server: {new}")]);
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o7777,
+        0o600
+    );
+    let backup = real.json["backup_file"].as_str().unwrap();
+    assert_eq!(fs::read_to_string(backup).unwrap(), original);
+    assert_eq!(
+        fs::metadata(backup).unwrap().permissions().mode() & 0o7777,
+        0o600
+    );
+
+    let tree = fx.snapshot();
+    let again = run_module(M, options, Mode::DIFF).ok();
+    assert!(!again.changed(), "{}", again.stdout);
+    assert_same_tree(&tree, &fx.snapshot());
+}
+
+#[test]
+fn pinned_admin_conf_moves_to_the_vip() {
+    let fx = Fixture::kubespray(Layout::Pinned);
+    converts(
+        &fx,
+        "etc/kubernetes/admin.conf",
+        &format!("https://{MASTER1_IP}:6443"),
+    );
+}
+
+#[test]
+fn kubespray_scheduler_conf_moves_from_localhost_to_the_vip() {
+    let fx = Fixture::kubespray(Layout::Kubespray);
+    converts(
+        &fx,
+        "etc/kubernetes/scheduler.conf",
+        "https://127.0.0.1:6443",
+    );
+}
+
+#[test]
+fn kubelet_conf_with_pem_path_and_root_kube_config() {
+    let fx = Fixture::kubespray(Layout::Pinned);
+    converts(
+        &fx,
+        "etc/kubernetes/kubelet.conf",
+        &format!("https://{MASTER1_IP}:6443"),
+    );
+    converts(
+        &fx,
+        "root/.kube/config",
+        &format!("https://{MASTER1_IP}:6443"),
+    );
+}
+
+#[test]
+fn named_cluster_among_two_is_the_only_one_changed() {
+    let fx = Fixture::kubespray(Layout::Pinned);
+    let rel = "etc/kubernetes/admin.conf";
+    let original = fx.read(rel);
+    let two = original.replace(
+        "contexts:\n",
+        "- cluster:\n    server: https://127.0.0.1:6443\n  name: local\ncontexts:\n",
+    );
+    fs::write(fx.path(rel), &two).unwrap();
+    let out = run_module(
+        M,
+        json!({"path": fx.path(rel), "server": "https://lb.kubeha.test:6443", "cluster": "local"}),
+        Mode::NORMAL,
+    )
+    .ok();
+    assert_eq!(out.json["cluster"], json!("local"));
+    let (r, a) = line_changes(&two, &fx.read(rel));
+    assert_eq!(r, vec!["    server: https://127.0.0.1:6443"]);
+    assert_eq!(a, vec!["    server: https://lb.kubeha.test:6443"]);
+}
+
+#[test]
+fn bad_inputs_fail_clearly_and_change_nothing() {
+    let fx = Fixture::kubespray(Layout::Pinned);
+    let admin = fx.path("etc/kubernetes/admin.conf");
+    let text = fx.read("etc/kubernetes/admin.conf");
+    let no_clusters = fx.path("etc/kubernetes/empty.conf");
+    fs::write(
+        &no_clusters,
+        "apiVersion: v1\nkind: Config\nclusters: []\nusers: []\n",
+    )
+    .unwrap();
+    let two_no_ctx = fx.path("etc/kubernetes/two.conf");
+    fs::write(
+        &two_no_ctx,
+        text.replace(
+            "contexts:\n",
+            "- cluster:\n    server: https://127.0.0.1:6443\n  name: local\ncontexts:\n",
+        )
+        .replace("current-context: kubernetes-admin@cluster.local\n", ""),
+    )
+    .unwrap();
+    let dangling = fx.path("etc/kubernetes/dangling.conf");
+    fs::write(
+        &dangling,
+        text.replace("    cluster: cluster.local\n", "    cluster: gone\n"),
+    )
+    .unwrap();
+    let malformed = fx.path("etc/kubernetes/malformed.conf");
+    fs::write(
+        &malformed,
+        "apiVersion: v1\nclusters:\n- cluster: {server: [\n",
+    )
+    .unwrap();
+    let vip = format!("https://{VIP}:6443");
+    let cases: Vec<(serde_json::Value, Vec<&str>)> = vec![
+        (
+            json!({"path": admin, "server": format!("http://{VIP}:6443")}),
+            vec!["server", "not an https URL"],
+        ),
+        (
+            json!({"path": admin, "server": format!("{VIP}:6443")}),
+            vec!["server", "https://"],
+        ),
+        (
+            json!({"path": admin, "server": format!("https://{VIP}:0")}),
+            vec!["1 to 65535"],
+        ),
+        (
+            json!({"path": admin, "server": "https://fd00::10:6443"}),
+            vec!["[fd00::10]:6443"],
+        ),
+        (
+            json!({"path": admin, "server": vip, "cluster": "nope"}),
+            vec!["admin.conf", "no cluster named \"nope\"", "cluster.local"],
+        ),
+        (
+            json!({"path": no_clusters, "server": vip}),
+            vec!["empty.conf", "has no clusters"],
+        ),
+        (
+            json!({"path": two_no_ctx, "server": vip}),
+            vec!["two.conf", "name the cluster with the `cluster` option"],
+        ),
+        (
+            json!({"path": dangling, "server": vip}),
+            vec!["dangling.conf", "\"gone\""],
+        ),
+        (
+            json!({"path": malformed, "server": vip}),
+            vec!["malformed.conf", "not valid YAML"],
+        ),
+        (
+            json!({"path": fx.path("etc/kubernetes/missing.conf"), "server": vip}),
+            vec!["missing.conf"],
+        ),
+        (
+            json!({"path": fx.path("etc/kubernetes/manifests"), "server": vip}),
+            vec!["not a regular file"],
+        ),
+        (
+            json!({"path": admin, "server": vip, "insecure-skip-tls-verify": true}),
+            vec!["insecure-skip-tls-verify", "supported options"],
+        ),
+        (
+            json!({"path": admin, "server": ["a"]}),
+            vec!["server", "a list"],
+        ),
+        (json!({"server": vip}), vec!["path", "required"]),
+    ];
+    let before = fx.snapshot();
+    for (options, needles) in cases {
+        let out = run_module(M, options.clone(), Mode::CHECK_DIFF);
+        let msg = out.fail_msg();
+        for n in &needles {
+            assert!(msg.contains(n), "{options}: {msg:?} lacks {n:?}");
+        }
+        assert_no_secrets(&out.stdout, &fx.secrets, "failure");
+        let msg = run_module(M, options.clone(), Mode::NORMAL).fail_msg();
+        assert!(msg.contains(needles[0]), "{msg}");
+        assert_same_tree(&before, &fx.snapshot());
+    }
+}
+
+#[test]
+fn arguments_that_are_not_a_json_object_fail_as_json() {
+    let out = run_module_raw(M, "[1, 2]");
+    assert!(out.fail_msg().contains("JSON object"));
+    let out = run_module_raw(M, "{not json");
+    assert!(out.fail_msg().contains("not valid JSON"));
+}
