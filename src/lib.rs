@@ -13,6 +13,7 @@ pub mod endpoint;
 pub mod error;
 pub mod file_change;
 pub mod fsio;
+pub mod info;
 pub mod kubeadm;
 pub mod kubeapi;
 pub mod kubeconfig;
@@ -20,6 +21,7 @@ pub mod options;
 pub mod pki;
 pub mod protocol;
 pub mod restart;
+pub mod verify;
 pub mod yamledit;
 
 pub use error::{Error, Result};
