@@ -1,0 +1,185 @@
+//! Integration tests of `control_plane_info`, run as Ansible runs it, on kubespray-shaped trees:
+//! it reports every fact and never changes anything.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::fs;
+
+const M: &str = "control_plane_info";
+
+fn info(fx: &Fixture, mode: Mode) -> Outcome {
+    run_module(
+        M,
+        json!({"host_root": fx.root(), "kube_config_dir": fx.kube_dir(), "home_kubeconfig": fx.path("root/.kube/config")}),
+        mode,
+    )
+    .ok()
+}
+
+#[test]
+fn pinned_master_facts() {
+    let fx = Fixture::kubespray(Layout::Pinned);
+    let before = fx.snapshot();
+    for mode in [Mode::NORMAL, Mode::CHECK, Mode::CHECK_DIFF] {
+        let out = info(&fx, mode);
+        assert!(!out.changed());
+        assert_no_secrets(&out.stdout, &fx.secrets, "control_plane_info");
+        let j = &out.json;
+        let pinned = format!("https://{MASTER1_IP}:6443");
+        for key in [
+            "admin",
+            "super-admin",
+            "controller-manager",
+            "scheduler",
+            "kubelet",
+            "home",
+        ] {
+            assert_eq!(j["servers"][key], json!(pinned), "{key}: {}", out.stdout);
+        }
+        assert_eq!(
+            j["kubeconfigs"]["kubelet"]["auth"],
+            json!("client_certificate_file")
+        );
+        assert_eq!(
+            j["kubeconfigs"]["admin"]["auth"],
+            json!("client_certificate_data")
+        );
+        assert_eq!(
+            j["kubeadm_config"]["api_version"],
+            json!("kubeadm.k8s.io/v1beta3")
+        );
+        assert_eq!(
+            j["kubeadm_config"]["control_plane_endpoint"],
+            json!(format!("{MASTER1_IP}:6443"))
+        );
+        assert_eq!(j["kubeadm_config"]["advertise_address"], json!(MASTER1_IP));
+        assert_eq!(
+            j["kubeadm_config"]["cert_sans"].as_array().unwrap().len(),
+            9
+        );
+        let cert = &j["apiserver_cert"];
+        assert_eq!(cert["chains_to_ca"], json!(true));
+        assert_eq!(cert["matches_key"], json!(true));
+        assert!(cert["ip_sans"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(MASTER1_IP)));
+        assert!(cert["dns_sans"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("kubernetes.default.svc.cluster.local")));
+        assert!(cert["not_after"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(j["ca_key_present"], json!(true));
+        assert_eq!(
+            j["static_pods"],
+            json!([
+                "kube-apiserver.yaml",
+                "kube-controller-manager.yaml",
+                "kube-scheduler.yaml"
+            ])
+        );
+        assert_eq!(j["local_proxy"]["kind"], json!("none"));
+        assert_eq!(j["etcd"]["mode"], json!("host"));
+        assert!(j.get("warnings").is_none(), "{}", out.stdout);
+    }
+    assert_same_tree(&before, &fx.snapshot());
+}
+
+#[test]
+fn kubespray_master_with_v1beta4_and_localhost_servers() {
+    let fx = Fixture::kubespray(Layout::Kubespray);
+    let out = info(&fx, Mode::NORMAL);
+    assert_eq!(
+        out.json["servers"]["scheduler"],
+        json!("https://127.0.0.1:6443")
+    );
+    assert_eq!(
+        out.json["kubeadm_config"]["api_version"],
+        json!("kubeadm.k8s.io/v1beta4")
+    );
+}
+
+#[test]
+fn worker_with_nginx_local_proxy() {
+    let fx = Fixture::worker();
+    let out = info(&fx, Mode::NORMAL);
+    let j = &out.json;
+    assert_eq!(j["servers"]["kubelet"], json!("https://localhost:6443"));
+    assert_eq!(j["kubeconfigs"]["admin"]["present"], json!(false));
+    assert_eq!(j["local_proxy"]["kind"], json!("nginx"));
+    assert_eq!(
+        j["local_proxy"]["upstreams"],
+        json!(["172.30.0.11:6443", "172.30.0.12:6443", "172.30.0.13:6443"])
+    );
+    assert_eq!(j["etcd"]["mode"], json!("none"));
+    assert_eq!(j["apiserver_cert"]["present"], json!(false));
+    assert_eq!(j["ca_key_present"], json!(false));
+}
+
+#[test]
+fn broken_files_are_reported_not_fatal() {
+    let fx = Fixture::kubespray(Layout::Pinned);
+    let cfg = fx.path("etc/kubernetes/kubeadm-config.yaml");
+    let text = fx.read("etc/kubernetes/kubeadm-config.yaml").replace(
+        "v1beta3\nkind: ClusterConfiguration",
+        "v1beta2\nkind: ClusterConfiguration",
+    );
+    fs::write(&cfg, text).unwrap();
+    fs::write(fx.path("etc/kubernetes/scheduler.conf"), "clusters: [\n").unwrap();
+    fs::write(
+        fx.path("etc/kubernetes/manifests/kube-apiserver.yaml.bak"),
+        "x",
+    )
+    .unwrap();
+    fs::remove_file(fx.path("etc/kubernetes/ssl/ca.key")).unwrap();
+    let before = fx.snapshot();
+    let out = info(&fx, Mode::NORMAL);
+    let j = &out.json;
+    assert_eq!(
+        j["kubeadm_config"]["api_version"],
+        json!("kubeadm.k8s.io/v1beta2")
+    );
+    assert_eq!(j["kubeadm_config"]["supported"], json!(false));
+    assert!(j["kubeconfigs"]["scheduler"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("not valid YAML"));
+    assert_eq!(j["ca_key_present"], json!(false));
+    let warnings = j["warnings"].to_string();
+    assert!(warnings.contains("kube-apiserver.yaml.bak"), "{warnings}");
+    assert!(warnings.contains("v1beta2"), "{warnings}");
+    assert_same_tree(&before, &fx.snapshot());
+}
+
+#[test]
+fn bad_options_fail_clearly() {
+    let fx = Fixture::kubespray(Layout::Pinned);
+    let before = fx.snapshot();
+    let cases = [
+        (
+            json!({"kube_config_dir": fx.path("nope")}),
+            vec!["kube_config_dir", "not a directory"],
+        ),
+        (
+            json!({"kube_config_dir": fx.kube_dir(), "verbose": true}),
+            vec!["verbose", "supported options"],
+        ),
+        (
+            json!({"kube_config_dir": ["a"]}),
+            vec!["kube_config_dir", "a list"],
+        ),
+        (
+            json!({"kube_config_dir": fx.path("etc/kubernetes/admin.conf")}),
+            vec!["admin.conf", "not a directory"],
+        ),
+    ];
+    for (options, needles) in cases {
+        let msg = run_module(M, options.clone(), Mode::NORMAL).fail_msg();
+        for n in needles {
+            assert!(msg.contains(n), "{options}: {msg:?} lacks {n:?}");
+        }
+    }
+    assert_same_tree(&before, &fx.snapshot());
+}
