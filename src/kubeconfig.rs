@@ -270,7 +270,10 @@ impl Kubeconfig {
             serde_yaml_ng::from_value(doc).map_err(|e| {
                 Error::content(
                     origin,
-                    format!("is not a kubeconfig ({e}); point the module at a file written by kubeadm or kubectl"),
+                    format!(
+                        "is not a kubeconfig ({}); point the module at a file written by kubeadm or kubectl",
+                        yamledit::describe_error(&e)
+                    ),
                 )
             })?
         };

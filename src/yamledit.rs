@@ -95,6 +95,37 @@ fn is_doc_separator(line: &str) -> bool {
     }
 }
 
+/// A YAML error for a message: quoted values from the file (which may be key material) are
+/// elided, the position is kept.
+pub fn describe_error(e: &serde_yaml_ng::Error) -> String {
+    let text = e.to_string();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find('"') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        match after.find('"') {
+            Some(end) => {
+                let quoted = &after[..end];
+                if quoted.len() > 24 || quoted.contains("-----") {
+                    out.push_str("\"<value not shown>\"");
+                } else {
+                    out.push('"');
+                    out.push_str(quoted);
+                    out.push('"');
+                }
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str("\"<value not shown>");
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The documents of `text` with their parsed values (an empty or comment-only document is
 /// `Value::Null`). Fails naming `origin` when any document is not valid YAML.
 pub fn parse_documents(text: &str, origin: &Path) -> Result<Vec<(Range<usize>, Value)>> {
@@ -103,7 +134,11 @@ pub fn parse_documents(text: &str, origin: &Path) -> Result<Vec<(Range<usize>, V
         <Value as serde::Deserialize>::deserialize(doc).map_err(|e| {
             Error::content(
                 origin,
-                format!("is not valid YAML (document {}: {e}); fix the file or restore it from its backup", i + 1),
+                format!(
+                    "is not valid YAML (document {}: {}); fix the file or restore it from its backup",
+                    i + 1,
+                    describe_error(&e)
+                ),
             )
         })?;
     }
@@ -126,7 +161,11 @@ pub fn parse_documents(text: &str, origin: &Path) -> Result<Vec<(Range<usize>, V
                 serde_yaml_ng::from_str(part).map_err(|e| {
                     Error::content(
                         origin,
-                        format!("is not valid YAML (document {}: {e}); fix the file or restore it from its backup", i + 1),
+                        format!(
+                    "is not valid YAML (document {}: {}); fix the file or restore it from its backup",
+                    i + 1,
+                    describe_error(&e)
+                ),
                     )
                 })?
             };
