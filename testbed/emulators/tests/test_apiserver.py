@@ -250,9 +250,41 @@ def test_events_are_accepted(apiserver, ns):
     assert [e["reason"] for e in body["items"]] == ["Starting"]
 
 
-def test_watch_is_refused_explicitly(apiserver, ns):
-    status, _, body = apiserver.request("GET", cm_path(ns) + "?watch=true")
-    assert status == 405 and "watch" in body["message"]
+def test_watch_streams_changes_after_resource_version(apiserver, ns):
+    import http.client
+    import time
+    apiserver.request("POST", cm_path(ns), {"metadata": {"name": "old", "labels": {"w": "1"}}})
+    _, _, lst = apiserver.request("GET", cm_path(ns))
+    conn = http.client.HTTPSConnection("127.0.0.1", apiserver.port, context=apiserver.ssl_context(), timeout=10)
+    t0 = time.time()
+    conn.request("GET", cm_path(ns) + "?watch=true&labelSelector=w&timeoutSeconds=4&resourceVersion="
+                 + lst["metadata"]["resourceVersion"])
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.getheader("Transfer-Encoding") == "chunked"
+    _, _, created = apiserver.request("POST", cm_path(ns), {"metadata": {"name": "new", "labels": {"w": "2"}}})
+    apiserver.request("POST", cm_path(ns), {"metadata": {"name": "unlabelled"}})  # filtered out
+    time.sleep(0.7)
+    created["data"] = {"x": "y"}
+    apiserver.request("PUT", cm_path(ns, "new"), created)
+    time.sleep(0.7)
+    apiserver.request("DELETE", cm_path(ns, "old"))
+    events = []
+    while True:
+        line = resp.readline()
+        if not line:
+            break
+        events.append(json.loads(line))
+    assert 3.9 < time.time() - t0 < 6, "the watch must end after timeoutSeconds=4"
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
+        ("ADDED", "new"), ("MODIFIED", "new"), ("DELETED", "old")]
+    assert events[1]["object"]["data"] == {"x": "y"} and events[0]["object"]["kind"] == "ConfigMap"
+    conn.close()
+    # without resourceVersion the existing objects come first as ADDED
+    conn = http.client.HTTPSConnection("127.0.0.1", apiserver.port, context=apiserver.ssl_context(), timeout=10)
+    conn.request("GET", cm_path(ns) + "?watch=1&timeoutSeconds=1")
+    body = conn.getresponse().read().decode()
+    assert sorted(json.loads(l)["object"]["metadata"]["name"] for l in body.splitlines()) == ["new", "unlabelled"]
+    conn.close()
 
 
 # --- discovery and tables ---------------------------------------------------------------------------------

@@ -134,9 +134,13 @@ class EtcdClient:
         kvs = [KV(r) for r in reply.get("kvs", [])]
         return (kvs[0] if kvs else None), int(reply["header"]["revision"])
 
-    def list(self, prefix):
-        """Returns ([kv], header revision) for every key under `prefix`."""
-        _, reply = self.call("/v3/kv/range", {"key": b64(prefix), "range_end": b64(prefix_end(prefix))})
+    def list(self, prefix, revision=None):
+        """Returns ([kv], header revision) for every key under `prefix` (at `revision` when given:
+        etcd keeps history until compaction)."""
+        body = {"key": b64(prefix), "range_end": b64(prefix_end(prefix))}
+        if revision:
+            body["revision"] = str(revision)
+        _, reply = self.call("/v3/kv/range", body)
         return [KV(r) for r in reply.get("kvs", [])], int(reply["header"]["revision"])
 
     def _txn(self, compare, success, failure=None):

@@ -162,8 +162,8 @@ class Store:
             raise errors.not_found(res.plural, name, res.group)
         return _decode(kv)
 
-    def list(self, res, namespace=None, label_match=None, field_match=None):
-        kvs, rev = _etcd(self.etcd.list, prefix_for(res, namespace))
+    def list(self, res, namespace=None, label_match=None, field_match=None, revision=None):
+        kvs, rev = _etcd(self.etcd.list, prefix_for(res, namespace), revision)
         items = []
         for kv in kvs:
             if not res.namespaced and kv.key.count("/") != 3:

@@ -23,6 +23,7 @@ COMPONENT = "kube-apiserver"
 HANDSHAKE_TIMEOUT = 10.0
 IDLE_TIMEOUT = 120.0
 MAX_BODY = 3 * 1024 * 1024
+WATCH_POLL = 0.5
 
 
 class State:
@@ -383,7 +384,7 @@ class Handler(BaseHTTPRequestHandler):
         if name is None:
             if method == "GET":
                 if self.query.get("watch") in ("true", "1"):
-                    raise errors.method_not_allowed("watch is not supported by the kube-apiserver emulator")
+                    return self.watch(res, namespace)
                 return self.list(res, namespace)
             if method == "POST":
                 if res.namespaced and namespace is None:
@@ -459,6 +460,72 @@ class Handler(BaseHTTPRequestHandler):
         if self.wants_table():
             return self.send_body(200, tables.table(res, items, rev, self.query.get("includeObject", "Metadata")))
         return self.send_body(200, self.list_body(res, items, rev))
+
+    def watch(self, res, namespace):
+        """A polling watch: every WATCH_POLL seconds the collection is listed from etcd and the
+        differences (by mod_revision) are streamed as ADDED/MODIFIED/DELETED events, chunked.
+        With resourceVersion N > 0 the baseline is the collection at etcd revision N (history kept
+        until compaction); without, every existing object is sent as ADDED first."""
+        label_match = selectors.parse_labels(self.query.get("labelSelector"))
+        field_match = selectors.parse_fields(self.query.get("fieldSelector"), res.plural)
+        store = self.state.store
+        rv = self.query.get("resourceVersion") or ""
+        try:
+            timeout = float(self.query.get("timeoutSeconds") or 1800)
+        except ValueError:
+            raise errors.bad_request("invalid timeoutSeconds")
+        def snapshot(revision=None):
+            items, rev = store.list(res, namespace, label_match, field_match, revision)
+            return {(o["metadata"].get("namespace"), o["metadata"]["name"]): o for o in items}, rev
+
+        if rv not in ("", "0"):
+            try:
+                known, _ = snapshot(int(rv))
+            except ValueError:
+                raise errors.bad_request("invalid resourceVersion %r" % rv)
+            except ApiError:
+                raise ApiError(410, "Expired", "too old resource version: %s" % rv)
+        else:
+            known = {}
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-cache, private")
+        self.end_headers()
+
+        as_table = self.wants_table()
+        include = self.query.get("includeObject", "Metadata")
+
+        def emit(kind, obj):
+            if as_table:  # kubectl get -w asks for Tables: one row per event, as the real server
+                obj = tables.table(res, [obj], include=include)
+            data = json.dumps({"type": kind, "object": obj}).encode() + b"\n"
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+
+        deadline = time.time() + timeout
+        try:
+            while time.time() < deadline and not self.server.draining:
+                try:
+                    current, _ = snapshot()
+                except ApiError:
+                    time.sleep(WATCH_POLL)
+                    continue
+                for key, obj in current.items():
+                    old = known.get(key)
+                    if old is None:
+                        emit("ADDED", obj)
+                    elif old["metadata"]["resourceVersion"] != obj["metadata"]["resourceVersion"]:
+                        emit("MODIFIED", obj)
+                for key, obj in known.items():
+                    if key not in current:
+                        emit("DELETED", obj)
+                known = current
+                time.sleep(WATCH_POLL)
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass
+        self.close_connection = True
 
     # --- health ----------------------------------------------------------------------------------------
     def health(self, endpoint, rest):
