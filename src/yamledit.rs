@@ -680,7 +680,7 @@ fn looks_like_yaml11_number(value: &str) -> bool {
         && last
             .split('.')
             .nth(1)
-            .is_none_or(|f| f.chars().all(|c| c.is_ascii_digit() || c == '_'))
+            .map_or(true, |f| f.chars().all(|c| c.is_ascii_digit() || c == '_'))
 }
 
 fn apply(text: &str, at: Range<usize>, replacement: &str) -> String {

@@ -1,6 +1,6 @@
 //! Kubespray's local API proxy on nodes (`loadbalancer_apiserver_localhost`): nginx
-//! (`/etc/nginx/nginx.conf` + manifest `nginx-proxy.yml`) or haproxy (`/etc/haproxy/haproxy.cfg`
-//! + manifest `haproxy.yml`). Kubespray never removes it when an external LB is added, so the
+//! (`/etc/nginx/nginx.conf` and manifest `nginx-proxy.yml`) or haproxy
+//! (`/etc/haproxy/haproxy.cfg` and manifest `haproxy.yml`). Kubespray never removes it when an external LB is added, so the
 //! conversion must know it is there and where it forwards.
 //!
 //! API: [`local_proxy_fact`], and the pure [`nginx_upstreams`] / [`haproxy_upstreams`].
@@ -32,7 +32,8 @@ pub fn haproxy_upstreams(text: &str) -> Vec<String> {
 
 /// Which local proxy is present, its files and upstreams.
 pub fn local_proxy_fact(root: &Path, manifests: &Path, warnings: &mut Vec<String>) -> Value {
-    let kinds: [(&str, &str, &str, fn(&str) -> Vec<String>); 2] = [
+    type Parser = fn(&str) -> Vec<String>;
+    let kinds: [(&str, &str, &str, Parser); 2] = [
         (
             "nginx",
             "etc/nginx/nginx.conf",
