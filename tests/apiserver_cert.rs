@@ -1,6 +1,8 @@
 //! Integration tests of `apiserver_cert`: the binary runs exactly as Ansible runs it (argv[1] = a
 //! JSON arguments file) on a kubeadm-like PKI made here with the openssl crate.
 
+mod common;
+
 use openssl::asn1::Asn1Time;
 use openssl::bn::{BigNum, MsbOption};
 use openssl::ec::{EcGroup, EcKey};
@@ -183,15 +185,11 @@ fn write(path: &Path, bytes: &[u8], mode: u32) {
 
 /// Run the module like Ansible: one JSON args file as argv[1]; stdout must be one JSON object.
 fn run(args: &Value) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("args");
-    fs::write(&file, serde_json::to_vec(args).unwrap()).unwrap();
-    let out = Command::new(BIN).arg(&file).output().unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(!stdout.contains("PRIVATE KEY"), "key material in output: {stdout}");
-    let value: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stdout}"));
-    value
+    // common::run_module_raw records every output for the suite-wide secret scan.
+    let out = common::run_module_raw("apiserver_cert", &args.to_string());
+    assert!(!out.stdout.contains("PRIVATE KEY"), "key material in output: {}", out.stdout);
+    assert!(std::path::Path::new(BIN).exists());
+    out.json
 }
 
 fn strings(v: &Value) -> Vec<String> {
