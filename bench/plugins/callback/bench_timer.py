@@ -1,0 +1,120 @@
+# kubeha benchmark callback: wall-clock times of every play and task (JSON), and optionally the
+# bytes Ansible sends to the hosts through the community.docker.docker connection.
+#
+# Enable with ANSIBLE_CALLBACK_PLUGINS=bench/plugins/callback ANSIBLE_CALLBACKS_ENABLED=bench_timer.
+#   BENCH_TIMER_OUT=<file.json>  plays and tasks: name, path, start, end (time.time()), hosts
+#   BENCH_BYTES_OUT=<file.jsonl> one line per put_file / exec_command of the docker connection:
+#                                {"op", "host", "bytes", "cmd_bytes", "in_bytes", "path"}
+# The byte counter wraps the connection class in the controller process before the task
+# workers fork, so every worker's transfers are counted (a real count, not an estimate).
+from __future__ import annotations
+
+DOCUMENTATION = """
+name: bench_timer
+type: aggregate
+short_description: kubeha benchmark timings (plays, tasks) and bytes sent to hosts
+description:
+  - Writes the start and end time of every play and task to the JSON file named by BENCH_TIMER_OUT.
+  - When BENCH_BYTES_OUT is set, counts the bytes the community.docker.docker connection sends.
+requirements:
+  - enable in ansible.cfg or ANSIBLE_CALLBACKS_ENABLED
+"""
+
+import json
+import os
+import time
+
+from ansible.plugins.callback import CallbackBase
+
+
+def _install_byte_counter(path):
+    """Wrap put_file/exec_command of the docker connection to log what is sent."""
+    from ansible_collections.community.docker.plugins.connection import docker as docker_conn
+
+    cls = docker_conn.Connection
+    if getattr(cls, "_kubeha_bench_wrapped", False):
+        return
+
+    def log(entry):
+        line = (json.dumps(entry) + "\n").encode()
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+    orig_exec = cls.exec_command
+    orig_put = cls.put_file
+
+    def exec_command(self, cmd, in_data=None, sudoable=False):
+        cmd_bytes = len(cmd.encode() if isinstance(cmd, str) else cmd)
+        in_bytes = len(in_data) if in_data else 0
+        log({"op": "exec", "host": self.get_option("remote_addr"), "cmd_bytes": cmd_bytes,
+             "in_bytes": in_bytes, "bytes": cmd_bytes + in_bytes, "pid": os.getpid(), "ts": time.time()})
+        return orig_exec(self, cmd, in_data=in_data, sudoable=sudoable)
+
+    def put_file(self, in_path, out_path):
+        size = os.path.getsize(in_path)
+        log({"op": "put", "host": self.get_option("remote_addr"), "bytes": size, "path": out_path,
+             "local": os.path.basename(in_path), "pid": os.getpid(), "ts": time.time()})
+        return orig_put(self, in_path, out_path)
+
+    cls.exec_command = exec_command
+    cls.put_file = put_file
+    cls._kubeha_bench_wrapped = True
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "bench_timer"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self):
+        super().__init__()
+        self._out = os.environ.get("BENCH_TIMER_OUT")
+        self._plays = []
+        self._tasks = []
+        self._current = None
+        self._start = time.time()
+        bytes_out = os.environ.get("BENCH_BYTES_OUT")
+        if bytes_out:
+            _install_byte_counter(bytes_out)
+
+    def _close_task(self, now):
+        if self._current is not None:
+            self._current["end"] = now
+            self._tasks.append(self._current)
+            self._current = None
+
+    def _open_task(self, task, handler=False):
+        now = time.time()
+        self._close_task(now)
+        self._current = {"name": task.get_name(), "path": task.get_path() or "", "action": task.action,
+                         "handler": handler, "play": self._plays[-1]["name"] if self._plays else "",
+                         "start": now, "end": None}
+
+    def v2_playbook_on_play_start(self, play):
+        now = time.time()
+        self._close_task(now)
+        if self._plays and self._plays[-1]["end"] is None:
+            self._plays[-1]["end"] = now
+        self._plays.append({"name": play.get_name(), "start": now, "end": None})
+
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        self._open_task(task)
+
+    def v2_playbook_on_handler_task_start(self, task):
+        self._open_task(task, handler=True)
+
+    def v2_playbook_on_stats(self, stats):
+        now = time.time()
+        self._close_task(now)
+        if self._plays and self._plays[-1]["end"] is None:
+            self._plays[-1]["end"] = now
+        if not self._out:
+            return
+        summary = {h: stats.summarize(h) for h in sorted(stats.processed.keys())}
+        with open(self._out, "w", encoding="utf-8") as handle:
+            json.dump({"start": self._start, "end": now, "plays": self._plays, "tasks": self._tasks,
+                       "stats": summary}, handle, indent=1)
