@@ -64,8 +64,21 @@ def load_kubeconfig(path, workdir):
     return cluster["server"], tls
 
 
-def one_request(host, port, tls, path, timeout):
-    connection = http.client.HTTPSConnection(host, port, context=tls, timeout=timeout)
+class NamedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPSConnection to host:port that verifies the certificate for `server_name` (SNI and
+    host-name check), like a kubeconfig's `tls-server-name`. Verification stays on."""
+
+    def __init__(self, host, port, server_name, **kwargs):
+        super().__init__(host, port, **kwargs)
+        self._server_name = server_name
+
+    def connect(self):
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self._server_name or self.host)
+
+
+def one_request(host, port, tls, path, timeout, server_name=None):
+    connection = NamedHTTPSConnection(host, port, server_name, context=tls, timeout=timeout)
     try:
         connection.request("GET", path, headers={"Accept": "application/json"})
         response = connection.getresponse()
@@ -91,6 +104,9 @@ def main():
     parser.add_argument("--timeout", type=float, default=5.0)
     parser.add_argument("--path", default="/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
     parser.add_argument("--out", required=True, help="JSON report path")
+    parser.add_argument("--tls-server-name", default=None,
+                        help="name the server certificate must be valid for (default: the endpoint host); "
+                             "'kubernetes' is in every kubeadm apiserver certificate, before and after the conversion")
     args = parser.parse_args()
 
     host, _, port = args.endpoint.rpartition(":")
@@ -113,7 +129,7 @@ def main():
                 break
             sent = time.time()
             t0 = time.monotonic()
-            error = one_request(host, int(port), tls, args.path, args.timeout)
+            error = one_request(host, int(port), tls, args.path, args.timeout, args.tls_server_name)
             latencies.append((time.monotonic() - t0) * 1000.0)
             total += 1
             if error is None:
@@ -131,6 +147,7 @@ def main():
     latencies.sort()
     report = {
         "endpoint": args.endpoint,
+        "tls_server_name": args.tls_server_name or host,
         "started": started,
         "seconds": round(elapsed, 3),
         "rate_target": args.rate,
