@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# End-to-end tests of playbooks/convert.yml, rollback.yml, drill.yml and the kubespray hook on the
+# RUNNING test bed (make testbed LAYOUT=...), which must be unconverted at the start; it is left
+# unconverted (rolled back) at the end.
+#   scripts/test-playbooks.sh [pinned|kubespray]      (INVENTORY=... to use another inventory)
+# Checks, each with a snapshot (sha256 of every file under /etc/kubernetes and /root/.kube on every
+# host, resourceVersion and data hash of the three ConfigMaps; playbooks/tests/snapshot.yml):
+#   1. dry run (--check --diff) changes nothing and lists the changes
+#   2. preflight refusals change nothing: no loadbalancer_apiserver, endpoint unreachable, endpoint
+#      forwarding to two of three masters, a master not ready, kubeha_endpoint without port
+#   3. the real run converts (report written, every kubeconfig on its planned server)
+#   4. a second run reports changed=0 on every host
+#   5. rollback returns every file byte for byte and every ConfigMap's data
+#   6. the kubespray post-upgrade hook, included as kubespray does, converts; rollback again
+#   7. legacy group names (kube-master, kube-node, k8s-cluster) convert; rollback again
+set -euo pipefail
+cd "$(dirname "$0")/.."
+layout=${1:-${LAYOUT:-pinned}}
+inv=${INVENTORY:-testbed/inventory/$layout.yml}
+legacy_inv=${LEGACY_INVENTORY:-testbed/inventory/$layout-legacy.ini}
+export ANSIBLE_CONFIG=$PWD/ansible.cfg PATH="$PWD/.venv/bin:$PATH"
+[[ -n ${KUBEHA_COLLECTIONS_PATH:-} ]] && export ANSIBLE_COLLECTIONS_PATH=$KUBEHA_COLLECTIONS_PATH
+logs=reports/test-playbooks/$layout
+mkdir -p "$logs"
+pass=0 failed=0
+ok() { echo "PASS: $*"; pass=$((pass + 1)); }
+ko() { echo "FAIL: $*"; failed=$((failed + 1)); }
+ap() { local log=$1; shift; ansible-playbook "$@" >"$logs/$log.log" 2>&1; }
+snap() { ansible-playbook -i "$inv" playbooks/tests/snapshot.yml -e "snapshot_name=$layout-$1" >"$logs/snapshot-$1.log" 2>&1; }
+# compare two snapshots: mode files|cm-rv|cm-data|all
+same() {
+    python3 - "reports/snapshots/$layout-$1.json" "reports/snapshots/$layout-$2.json" "$3" <<'PY'
+import json, sys
+a, b, mode = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), sys.argv[3]
+diff = []
+if mode in ("files", "all", "files+data"):
+    for h in sorted(set(a["files"]) | set(b["files"])):
+        fa, fb = a["files"].get(h, {}), b["files"].get(h, {})
+        for p in sorted(set(fa) | set(fb)):
+            if fa.get(p) != fb.get(p):
+                diff.append(f"{h}:{p} {fa.get(p, 'absent')[:12]} -> {fb.get(p, 'absent')[:12]}")
+for cm in sorted(a["configmaps"]):
+    ca, cb = a["configmaps"][cm], b["configmaps"].get(cm, {})
+    if mode == "all" and ca.get("resourceVersion") != cb.get("resourceVersion"):
+        diff.append(f"configmap {cm} resourceVersion {ca.get('resourceVersion')} -> {cb.get('resourceVersion')}")
+    if ca.get("data_sha256") != cb.get("data_sha256"):
+        diff.append(f"configmap {cm} data changed")
+print("\n".join(diff))
+sys.exit(1 if diff else 0)
+PY
+}
+recap_changed() { awk '/PLAY RECAP/ {r=1; next} r && /changed=/ {for (i = 1; i <= NF; i++) if ($i ~ /^changed=/) {split($i, a, "="); s += a[2]}} END {print s + 0}' "$1"; }
+haproxy() { docker exec kubeha-lb python3 -c "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect('/run/haproxy/admin.sock'); s.sendall(sys.argv[1].encode()+b'\n'); print(s.recv(65536).decode().strip())" "$1"; }
+
+echo "== test bed $layout, inventory $inv"
+snap before
+
+# 1. dry run
+if ap check -i "$inv" playbooks/convert.yml --check --diff; then
+    snap after-check
+    if d=$(same before after-check all); then ok "dry run changed no file and no ConfigMap resourceVersion"; else ko "dry run changed: $d"; fi
+    n=$(recap_changed "$logs/check.log")
+    grep -q "would update" "$logs/check.log" && ((n > 0)) && ok "dry run lists the changes ($n changed tasks, diffs in $logs/check.log)" \
+        || ko "dry run did not list changes"
+else
+    ko "dry run failed (see $logs/check.log)"
+fi
+
+# 2. preflight refusals
+refuse() {  # name, expected message regex, ansible-playbook args...
+    local name=$1 re=$2; shift 2
+    if ap "refuse-$name" -i "$inv" playbooks/convert.yml "$@"; then
+        ko "refusal $name: the run succeeded"
+    elif grep -Eq "$re" "$logs/refuse-$name.log" && grep -q "preflight refused" "$logs/refuse-$name.log"; then
+        snap "after-refuse-$name"
+        if d=$(same before "after-refuse-$name" all); then ok "refusal $name: '$(grep -Eo "$re" "$logs/refuse-$name.log" | head -1)', nothing changed"
+        else ko "refusal $name changed: $d"; fi
+    else
+        ko "refusal $name: no message matching /$re/ (see $logs/refuse-$name.log)"
+    fi
+}
+refuse no-lb "does not define loadbalancer_apiserver" -e '{"loadbalancer_apiserver": {}}'
+refuse unreachable "endpoint [^ ]+ is unreachable" -e '{"loadbalancer_apiserver": {"address": "172.30.0.10", "port": 6444}}' \
+    -e apiserver_loadbalancer_domain_name=172.30.0.10
+refuse no-port "is not host:port" -e '{"loadbalancer_apiserver": {}}' -e kubeha_endpoint=172.30.0.10 -e kubeha_acknowledge_no_kubespray_lb=true
+haproxy "disable server kube_apiserver/kubeha-master3" >/dev/null
+refuse two-of-three "does not forward to every master: kubeha-master3"
+haproxy "enable server kube_apiserver/kubeha-master3" >/dev/null
+docker exec kubeha-master3 mv /etc/kubernetes/manifests/kube-apiserver.yaml /root/kube-apiserver.yaml.parked
+for _ in $(seq 30); do docker exec kubeha-master3 pgrep -x kube-apiserver >/dev/null || break; sleep 1; done
+refuse master-not-ready "kubeha-master3: the apiserver on this master is not ready"
+docker exec kubeha-master3 mv /root/kube-apiserver.yaml.parked /etc/kubernetes/manifests/kube-apiserver.yaml
+for _ in $(seq 60); do docker exec kubeha-master3 curl -sf --cacert /etc/kubernetes/ssl/ca.crt https://172.30.0.13:6443/readyz >/dev/null 2>&1 && break; sleep 1; done
+
+# 3. the conversion
+if ap convert -i "$inv" playbooks/convert.yml; then
+    snap converted
+    ok "conversion ran ($(grep -c 'changed:' "$logs/convert.log") changed task results; report reports/kubeha-report.json)"
+    grep -A40 "kubeconfig servers before and after" "$logs/convert.log" | sed -n '1,30p'
+else
+    ko "conversion failed (see $logs/convert.log)"
+fi
+
+# 4. idempotence
+if ap convert-again -i "$inv" playbooks/convert.yml; then
+    n=$(recap_changed "$logs/convert-again.log")
+    ((n == 0)) && ok "second run: changed=0 on every host" || ko "second run: changed=$n"
+else
+    ko "second run failed (see $logs/convert-again.log)"
+fi
+
+# 5. rollback
+if ap rollback -i "$inv" playbooks/rollback.yml; then
+    snap rolled-back
+    if d=$(same before rolled-back files+data); then ok "rollback: every file byte for byte and every ConfigMap's data as before"
+    else ko "rollback left differences: $d"; fi
+else
+    ko "rollback failed (see $logs/rollback.log)"
+fi
+
+# 6. kubespray hook
+if ap hook -i "$inv" playbooks/tests/kubespray_hook.yml; then
+    if ap hook-verify -i "$inv" playbooks/convert.yml --tags verify; then ok "kubespray post-upgrade hook converted the cluster"
+    else ko "after the hook, verify failed (see $logs/hook-verify.log)"; fi
+else
+    ko "kubespray hook failed (see $logs/hook.log)"
+fi
+ap rollback-hook -i "$inv" playbooks/rollback.yml && snap rolled-back-hook && d=$(same before rolled-back-hook files+data) \
+    && ok "rollback after the hook: back to the start" || ko "rollback after the hook: ${d:-failed}"
+
+# 7. legacy group names
+if [[ -f $legacy_inv ]]; then
+    if ap legacy -i "$legacy_inv" playbooks/convert.yml; then ok "legacy group names: converted"
+    else ko "legacy group names (see $logs/legacy.log)"; fi
+    ap rollback-legacy -i "$legacy_inv" playbooks/rollback.yml && snap rolled-back-legacy \
+        && d=$(same before rolled-back-legacy files+data) && ok "rollback (legacy inventory): back to the start" \
+        || ko "rollback (legacy inventory): ${d:-failed}"
+else
+    ko "legacy inventory $legacy_inv missing"
+fi
+
+echo "test-playbooks $layout: $pass passed, $failed failed (logs in $logs)"
+((failed == 0))
