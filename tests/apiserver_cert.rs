@@ -56,15 +56,30 @@ fn make_ca(cn: &str) -> (X509, PKey<Private>) {
     b.set_version(2).unwrap();
     let mut serial = BigNum::new().unwrap();
     serial.rand(64, MsbOption::ONE, false).unwrap();
-    b.set_serial_number(&serial.to_asn1_integer().unwrap()).unwrap();
+    b.set_serial_number(&serial.to_asn1_integer().unwrap())
+        .unwrap();
     b.set_subject_name(&name).unwrap();
     b.set_issuer_name(&name).unwrap();
     b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(3650).unwrap()).unwrap();
-    b.append_extension(BasicConstraints::new().critical().ca().build().unwrap()).unwrap();
-    b.append_extension(KeyUsage::new().critical().key_cert_sign().digital_signature().key_encipherment().build().unwrap()).unwrap();
-    let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None)).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(3650).unwrap())
+        .unwrap();
+    b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+        .unwrap();
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .key_cert_sign()
+            .digital_signature()
+            .key_encipherment()
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let ski = SubjectKeyIdentifier::new()
+        .build(&b.x509v3_context(None, None))
+        .unwrap();
     b.append_extension(ski).unwrap();
     b.sign(&key, MessageDigest::sha256()).unwrap();
     (b.build(), key)
@@ -77,16 +92,32 @@ fn make_leaf(ca: &X509, ca_key: &PKey<Private>, alg: Alg, sans: &[&str]) -> (X50
     let name = name.build();
     let mut b = X509::builder().unwrap();
     b.set_version(2).unwrap();
-    b.set_serial_number(&BigNum::from_u32(4242).unwrap().to_asn1_integer().unwrap()).unwrap();
+    b.set_serial_number(&BigNum::from_u32(4242).unwrap().to_asn1_integer().unwrap())
+        .unwrap();
     b.set_subject_name(&name).unwrap();
     b.set_issuer_name(ca.subject_name()).unwrap();
     b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(365).unwrap()).unwrap();
-    b.append_extension(BasicConstraints::new().critical().build().unwrap()).unwrap();
-    b.append_extension(KeyUsage::new().critical().digital_signature().key_encipherment().build().unwrap()).unwrap();
-    b.append_extension(ExtendedKeyUsage::new().server_auth().build().unwrap()).unwrap();
-    let aki = AuthorityKeyIdentifier::new().keyid(true).build(&b.x509v3_context(Some(ca), None)).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(365).unwrap())
+        .unwrap();
+    b.append_extension(BasicConstraints::new().critical().build().unwrap())
+        .unwrap();
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .digital_signature()
+            .key_encipherment()
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    b.append_extension(ExtendedKeyUsage::new().server_auth().build().unwrap())
+        .unwrap();
+    let aki = AuthorityKeyIdentifier::new()
+        .keyid(true)
+        .build(&b.x509v3_context(Some(ca), None))
+        .unwrap();
     b.append_extension(aki).unwrap();
     let mut san = SubjectAlternativeName::new();
     for s in sans {
@@ -131,7 +162,12 @@ impl Pki {
         write(&dir.join("ca.key"), &key_pem(&ca_key), 0o600);
         write(&dir.join("apiserver.crt"), &crt.to_pem().unwrap(), 0o644);
         write(&dir.join("apiserver.key"), &key_pem(&key), 0o600);
-        Pki { _tmp: tmp, dir, ca, ca_key }
+        Pki {
+            _tmp: tmp,
+            dir,
+            ca,
+            ca_key,
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -163,7 +199,10 @@ impl Pki {
                 let meta = e.metadata().unwrap();
                 (
                     e.file_name().to_string_lossy().into_owned(),
-                    (fs::read(e.path()).unwrap(), meta.permissions().mode() & 0o7777),
+                    (
+                        fs::read(e.path()).unwrap(),
+                        meta.permissions().mode() & 0o7777,
+                    ),
                 )
             })
             .collect()
@@ -187,7 +226,11 @@ fn write(path: &Path, bytes: &[u8], mode: u32) {
 fn run(args: &Value) -> Value {
     // common::run_module_raw records every output for the suite-wide secret scan.
     let out = common::run_module_raw("apiserver_cert", &args.to_string());
-    assert!(!out.stdout.contains("PRIVATE KEY"), "key material in output: {}", out.stdout);
+    assert!(
+        !out.stdout.contains("PRIVATE KEY"),
+        "key material in output: {}",
+        out.stdout
+    );
     assert!(std::path::Path::new(BIN).exists());
     out.json
 }
@@ -220,7 +263,10 @@ fn full_cycle(alg: Alg, expect_key_type: Id, expect_bits: u32) {
     // Check mode: predicts the change, writes nothing.
     let check = run(&pki.args(json!({"_ansible_check_mode": true})));
     assert_eq!(check["changed"], true, "{check}");
-    assert_eq!(strings(&check["missing_sans"]), vec!["172.30.0.10", "lb.kubeha.local"]);
+    assert_eq!(
+        strings(&check["missing_sans"]),
+        vec!["172.30.0.10", "lb.kubeha.local"]
+    );
     let mut expected_after: Vec<String> = OLD_SANS.iter().map(|s| s.to_string()).collect();
     expected_after.extend(["172.30.0.10".to_string(), "lb.kubeha.local".to_string()]);
     assert_eq!(strings(&check["sans_after"]), expected_after);
@@ -234,15 +280,24 @@ fn full_cycle(alg: Alg, expect_key_type: Id, expect_bits: u32) {
     assert_eq!(strings(&real["sans_before"]), OLD_SANS.to_vec());
     let cert = pki.cert();
     let key = pki.key();
-    assert!(cert.public_key().unwrap().public_eq(&key), "new pair does not match");
-    assert!(cert.verify(&pki.ca.public_key().unwrap()).unwrap(), "not signed by the CA");
+    assert!(
+        cert.public_key().unwrap().public_eq(&key),
+        "new pair does not match"
+    );
+    assert!(
+        cert.verify(&pki.ca.public_key().unwrap()).unwrap(),
+        "not signed by the CA"
+    );
     assert_eq!(
         cert.subject_name().to_der().unwrap(),
         old_cert.subject_name().to_der().unwrap()
     );
     assert_eq!(key.id(), expect_key_type);
     assert_eq!(key.bits(), expect_bits);
-    assert!(!old_cert.public_key().unwrap().public_eq(&key), "the key was not renewed");
+    assert!(
+        !old_cert.public_key().unwrap().public_eq(&key),
+        "the key was not renewed"
+    );
     assert_eq!(
         cert.authority_key_id().unwrap().as_slice(),
         pki.ca.subject_key_id().unwrap().as_slice()
@@ -254,11 +309,20 @@ fn full_cycle(alg: Alg, expect_key_type: Id, expect_bits: u32) {
     let text = openssl_text(&cert);
     assert!(text.contains("TLS Web Server Authentication"), "{text}");
     assert!(text.contains("CA:FALSE"), "{text}");
-    assert!(text.contains("Digital Signature, Key Encipherment"), "{text}");
+    assert!(
+        text.contains("Digital Signature, Key Encipherment"),
+        "{text}"
+    );
     assert!(text.contains("X509v3 Key Usage: critical"), "{text}");
-    assert!(text.contains("X509v3 Basic Constraints: critical"), "{text}");
+    assert!(
+        text.contains("X509v3 Basic Constraints: critical"),
+        "{text}"
+    );
     assert!(text.contains("sha256WithRSAEncryption"), "{text}");
-    assert!(text.contains("IP Address:172.30.0.10") && text.contains("DNS:lb.kubeha.local"), "{text}");
+    assert!(
+        text.contains("IP Address:172.30.0.10") && text.contains("DNS:lb.kubeha.local"),
+        "{text}"
+    );
     let mode = |name: &str| fs::metadata(pki.path(name)).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode("apiserver.key"), 0o600);
     assert_eq!(mode("apiserver.crt"), 0o644);
@@ -267,14 +331,20 @@ fn full_cycle(alg: Alg, expect_key_type: Id, expect_bits: u32) {
     let backup_key = PathBuf::from(real["backup_key_file"].as_str().unwrap());
     assert_eq!(fs::read(&backup).unwrap(), original["apiserver.crt"].0);
     assert_eq!(fs::read(&backup_key).unwrap(), original["apiserver.key"].0);
-    assert_eq!(fs::metadata(&backup_key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        fs::metadata(&backup_key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let after = pki.snapshot();
     assert_eq!(after.len(), original.len() + 2, "{:?}", after.keys());
     assert_eq!(after["ca.crt"], original["ca.crt"]);
     assert_eq!(after["ca.key"], original["ca.key"]);
     assert!(real["not_after"].as_str().unwrap().ends_with('Z'));
     assert!(real["recovered"].is_null());
-    assert!(real["diff"][0]["after"].as_str().unwrap().contains("lb.kubeha.local"));
+    assert!(real["diff"][0]["after"]
+        .as_str()
+        .unwrap()
+        .contains("lb.kubeha.local"));
 
     // Second run: nothing to do, nothing touched.
     let again = run(&pki.args(json!({})));
@@ -296,7 +366,8 @@ fn ecdsa_p256_cert_keeps_its_key_type() {
 fn regenerate_always_and_no_backup_leave_no_extra_files() {
     let pki = Pki::new(Alg::Rsa2048);
     let original = pki.snapshot();
-    let out = run(&pki.args(json!({"regenerate": "always", "backup": false, "sans": ["10.233.0.1"]})));
+    let out =
+        run(&pki.args(json!({"regenerate": "always", "backup": false, "sans": ["10.233.0.1"]})));
     assert_eq!(out["changed"], true, "{out}");
     assert_eq!(strings(&out["sans_after"]), OLD_SANS.to_vec());
     assert!(out.get("backup_file").is_none());
@@ -325,7 +396,11 @@ fn assert_refused(pki: &Pki, args: Value, expect: &[&str]) {
 fn missing_ca_key_is_refused_as_external_ca() {
     let pki = Pki::new(Alg::Rsa2048);
     fs::remove_file(pki.path("ca.key")).unwrap();
-    assert_refused(&pki, pki.args(json!({})), &["ca.key", "external CA", "nothing was changed"]);
+    assert_refused(
+        &pki,
+        pki.args(json!({})),
+        &["ca.key", "external CA", "nothing was changed"],
+    );
 }
 
 #[test]
@@ -335,31 +410,67 @@ fn cert_from_another_ca_is_refused() {
     let (crt, key) = make_leaf(&other, &other_key, Alg::Rsa2048, &OLD_SANS);
     write(&pki.path("apiserver.crt"), &crt.to_pem().unwrap(), 0o644);
     write(&pki.path("apiserver.key"), &key_pem(&key), 0o600);
-    assert_refused(&pki, pki.args(json!({})), &["was not issued by the CA", "apiserver.crt"]);
+    assert_refused(
+        &pki,
+        pki.args(json!({})),
+        &["was not issued by the CA", "apiserver.crt"],
+    );
 }
 
 #[test]
 fn ca_key_not_matching_ca_cert_is_refused() {
     let pki = Pki::new(Alg::Rsa2048);
     write(&pki.path("ca.key"), &key_pem(&new_key(Alg::Rsa2048)), 0o600);
-    assert_refused(&pki, pki.args(json!({})), &["is not the key of the CA certificate", "ca.key"]);
+    assert_refused(
+        &pki,
+        pki.args(json!({})),
+        &["is not the key of the CA certificate", "ca.key"],
+    );
 }
 
 #[test]
 fn regenerate_never_with_missing_sans_fails_with_the_list() {
     let pki = Pki::new(Alg::Rsa2048);
-    assert_refused(&pki, pki.args(json!({"regenerate": "never"})), &["172.30.0.10", "lb.kubeha.local", "never"]);
+    assert_refused(
+        &pki,
+        pki.args(json!({"regenerate": "never"})),
+        &["172.30.0.10", "lb.kubeha.local", "never"],
+    );
 }
 
 #[test]
 fn bad_options_are_refused_naming_the_option() {
     let pki = Pki::new(Alg::Rsa2048);
-    assert_refused(&pki, pki.args(json!({"sans": ["172.30.0.10:6443"]})), &["option `sans`", "172.30.0.10:6443"]);
-    assert_refused(&pki, pki.args(json!({"sans": []})), &["option `sans`", "required"]);
-    assert_refused(&pki, pki.args(json!({"regenerate": "sometimes"})), &["option `regenerate`"]);
-    assert_refused(&pki, pki.args(json!({"validity_days": 0})), &["option `validity_days`"]);
-    assert_refused(&pki, pki.args(json!({"cert_file": "/x"})), &["cert_file", "supported options"]);
-    assert_refused(&pki, pki.args(json!({"backup": "perhaps"})), &["option `backup`"]);
+    assert_refused(
+        &pki,
+        pki.args(json!({"sans": ["172.30.0.10:6443"]})),
+        &["option `sans`", "172.30.0.10:6443"],
+    );
+    assert_refused(
+        &pki,
+        pki.args(json!({"sans": []})),
+        &["option `sans`", "required"],
+    );
+    assert_refused(
+        &pki,
+        pki.args(json!({"regenerate": "sometimes"})),
+        &["option `regenerate`"],
+    );
+    assert_refused(
+        &pki,
+        pki.args(json!({"validity_days": 0})),
+        &["option `validity_days`"],
+    );
+    assert_refused(
+        &pki,
+        pki.args(json!({"cert_file": "/x"})),
+        &["cert_file", "supported options"],
+    );
+    assert_refused(
+        &pki,
+        pki.args(json!({"backup": "perhaps"})),
+        &["option `backup`"],
+    );
     let missing = pki.path("nope.crt");
     assert_refused(&pki, pki.args(json!({"cert_path": missing})), &["nope.crt"]);
 }
@@ -372,12 +483,23 @@ fn interrupted_swap(pki: &Pki, corrupt_staged_cert: bool) -> (PKey<Private>, Vec
     let (new_crt, new_key) = make_leaf(&pki.ca, &pki.ca_key, Alg::Rsa2048, &all);
     let old_key = fs::read(pki.path("apiserver.key")).unwrap();
     let old_crt = fs::read(pki.path("apiserver.crt")).unwrap();
-    write(&pki.path("apiserver.key.1.2026-01-01@00:00:00~"), &old_key, 0o600);
-    write(&pki.path("apiserver.crt.1.2026-01-01@00:00:00~"), &old_crt, 0o644);
+    write(
+        &pki.path("apiserver.key.1.2026-01-01@00:00:00~"),
+        &old_key,
+        0o600,
+    );
+    write(
+        &pki.path("apiserver.crt.1.2026-01-01@00:00:00~"),
+        &old_crt,
+        0o644,
+    );
     let staged_cert = pki.path(".apiserver.crt.kubeha-1.tmp");
     let staged_key = pki.path(".apiserver.key.kubeha-1.tmp");
     let crt_bytes = if corrupt_staged_cert {
-        make_leaf(&pki.ca, &pki.ca_key, Alg::Rsa2048, &all).0.to_pem().unwrap()
+        make_leaf(&pki.ca, &pki.ca_key, Alg::Rsa2048, &all)
+            .0
+            .to_pem()
+            .unwrap()
     } else {
         new_crt.to_pem().unwrap()
     };
@@ -393,7 +515,11 @@ fn interrupted_swap(pki: &Pki, corrupt_staged_cert: bool) -> (PKey<Private>, Vec
         "previous_key": pki.path("apiserver.key.1.2026-01-01@00:00:00~"),
         "previous_are_temporary": false,
     });
-    write(&pki.path(".apiserver.kubeha-swap.json"), &serde_json::to_vec(&journal).unwrap(), 0o600);
+    write(
+        &pki.path(".apiserver.kubeha-swap.json"),
+        &serde_json::to_vec(&journal).unwrap(),
+        0o600,
+    );
     // The kill happened right after the key rename.
     fs::rename(&staged_key, pki.path("apiserver.key")).unwrap();
     (new_key, old_crt)
@@ -403,19 +529,34 @@ fn interrupted_swap(pki: &Pki, corrupt_staged_cert: bool) -> (PKey<Private>, Vec
 fn a_swap_killed_between_key_and_cert_rolls_forward() {
     let pki = Pki::new(Alg::Rsa2048);
     let (new_key, _) = interrupted_swap(&pki, false);
-    assert!(!pki.cert().public_key().unwrap().public_eq(&pki.key()), "precondition: mismatched");
+    assert!(
+        !pki.cert().public_key().unwrap().public_eq(&pki.key()),
+        "precondition: mismatched"
+    );
     let before = pki.snapshot();
 
     // Check mode reports the pending recovery and writes nothing.
     let check = run(&pki.args(json!({"_ansible_check_mode": true})));
     assert_eq!(check["changed"], true, "{check}");
-    assert!(check["recovered"].as_str().unwrap().contains("would roll forward"), "{check}");
+    assert!(
+        check["recovered"]
+            .as_str()
+            .unwrap()
+            .contains("would roll forward"),
+        "{check}"
+    );
     assert_eq!(check["missing_sans"], json!([]), "{check}");
     assert_eq!(pki.snapshot(), before);
 
     let out = run(&pki.args(json!({})));
     assert_eq!(out["changed"], true, "{out}");
-    assert!(out["recovered"].as_str().unwrap().contains("rolled forward"), "{out}");
+    assert!(
+        out["recovered"]
+            .as_str()
+            .unwrap()
+            .contains("rolled forward"),
+        "{out}"
+    );
     assert!(pki.cert().public_key().unwrap().public_eq(&pki.key()));
     assert!(pki.key().public_eq(&new_key));
     assert!(!pki.path(".apiserver.kubeha-swap.json").exists());
@@ -430,7 +571,10 @@ fn a_swap_with_an_unusable_staged_cert_rolls_back_then_reissues() {
     let (_, old_crt) = interrupted_swap(&pki, true);
     let out = run(&pki.args(json!({})));
     assert_eq!(out["changed"], true, "{out}");
-    assert!(out["recovered"].as_str().unwrap().contains("rolled back"), "{out}");
+    assert!(
+        out["recovered"].as_str().unwrap().contains("rolled back"),
+        "{out}"
+    );
     // After the rollback the old cert lacked the SANs, so a new pair was issued and it matches.
     assert_ne!(fs::read(pki.path("apiserver.crt")).unwrap(), old_crt);
     assert!(pki.cert().public_key().unwrap().public_eq(&pki.key()));

@@ -10,14 +10,26 @@ use common::{line_changes, run_module, Mode};
 use serde_json::{json, Value};
 
 fn rvs(c: &Cluster) -> Vec<String> {
-    [("kube-system", "kube-proxy"), ("kube-system", "kubeadm-config"), ("kube-public", "cluster-info")]
-        .iter()
-        .map(|(ns, n)| c.configmap(ns, n)["metadata"]["resourceVersion"].as_str().unwrap().to_string())
-        .collect()
+    [
+        ("kube-system", "kube-proxy"),
+        ("kube-system", "kubeadm-config"),
+        ("kube-public", "cluster-info"),
+    ]
+    .iter()
+    .map(|(ns, n)| {
+        c.configmap(ns, n)["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    })
+    .collect()
 }
 
 fn data(c: &Cluster, ns: &str, name: &str, key: &str) -> String {
-    c.configmap(ns, name)["data"][key].as_str().unwrap().to_string()
+    c.configmap(ns, name)["data"][key]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -37,7 +49,15 @@ fn configmaps_are_pointed_at_the_endpoint_with_minimal_edits() {
     // Check mode: predicts three changes, writes nothing.
     let check = run_module("cluster_configmaps", opts.clone(), Mode::CHECK_DIFF).ok();
     assert!(check.changed());
-    assert_eq!(check.json["configmaps"].as_array().unwrap().iter().filter(|m| m["changed"] == json!(true)).count(), 3);
+    assert_eq!(
+        check.json["configmaps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["changed"] == json!(true))
+            .count(),
+        3
+    );
     assert_eq!(rvs(&c), before_rvs);
     assert!(!backup_dir.exists());
 
@@ -54,37 +74,97 @@ fn configmaps_are_pointed_at_the_endpoint_with_minimal_edits() {
         assert_ne!(before_rvs[i], after_rvs[i]);
         assert_eq!(m["attempts"], json!(1));
     }
-    assert_eq!(maps[0]["before"], json!({"server": "https://127.0.0.1:6443"}));
-    assert_eq!(maps[0]["after"], json!({"server": "https://172.30.0.10:6443"}));
-    assert_eq!(maps[1]["before"]["controlPlaneEndpoint"], json!("172.30.0.11:6443"));
-    assert_eq!(maps[1]["after"]["certSANs"], json!(["kubernetes", "172.30.0.11", "172.30.0.10", "lb.kubeha.local"]));
+    assert_eq!(
+        maps[0]["before"],
+        json!({"server": "https://127.0.0.1:6443"})
+    );
+    assert_eq!(
+        maps[0]["after"],
+        json!({"server": "https://172.30.0.10:6443"})
+    );
+    assert_eq!(
+        maps[1]["before"]["controlPlaneEndpoint"],
+        json!("172.30.0.11:6443")
+    );
+    assert_eq!(
+        maps[1]["after"]["certSANs"],
+        json!([
+            "kubernetes",
+            "172.30.0.11",
+            "172.30.0.10",
+            "lb.kubeha.local"
+        ])
+    );
 
     // Exactly the expected lines changed.
-    let (removed, added) = line_changes(KUBE_PROXY_KUBECONFIG, &data(&c, "kube-system", "kube-proxy", "kubeconfig.conf"));
-    assert_eq!((removed, added), (vec!["    server: https://127.0.0.1:6443".to_string()], vec!["    server: https://172.30.0.10:6443".to_string()]));
-    let (removed, added) = line_changes(CLUSTER_CONFIGURATION, &data(&c, "kube-system", "kubeadm-config", "ClusterConfiguration"));
+    let (removed, added) = line_changes(
+        KUBE_PROXY_KUBECONFIG,
+        &data(&c, "kube-system", "kube-proxy", "kubeconfig.conf"),
+    );
+    assert_eq!(
+        (removed, added),
+        (
+            vec!["    server: https://127.0.0.1:6443".to_string()],
+            vec!["    server: https://172.30.0.10:6443".to_string()]
+        )
+    );
+    let (removed, added) = line_changes(
+        CLUSTER_CONFIGURATION,
+        &data(&c, "kube-system", "kubeadm-config", "ClusterConfiguration"),
+    );
     assert_eq!(removed, vec!["controlPlaneEndpoint: 172.30.0.11:6443"]);
-    assert_eq!(added, vec!["  - 172.30.0.10", "  - lb.kubeha.local", "controlPlaneEndpoint: 172.30.0.10:6443"]);
-    let (removed, added) = line_changes(&cluster_info_before, &data(&c, "kube-public", "cluster-info", "kubeconfig"));
-    assert_eq!((removed, added), (vec!["    server: https://172.30.0.11:6443".to_string()], vec!["    server: https://172.30.0.10:6443".to_string()]));
+    assert_eq!(
+        added,
+        vec![
+            "  - 172.30.0.10",
+            "  - lb.kubeha.local",
+            "controlPlaneEndpoint: 172.30.0.10:6443"
+        ]
+    );
+    let (removed, added) = line_changes(
+        &cluster_info_before,
+        &data(&c, "kube-public", "cluster-info", "kubeconfig"),
+    );
+    assert_eq!(
+        (removed, added),
+        (
+            vec!["    server: https://172.30.0.11:6443".to_string()],
+            vec!["    server: https://172.30.0.10:6443".to_string()]
+        )
+    );
     // Other keys untouched.
-    assert_eq!(data(&c, "kube-public", "cluster-info", "jws-kubeconfig-abcdef"), "eyJhbGciOiJIUzI1NiIsImtpZCI6ImFiY2RlZiJ9..x");
+    assert_eq!(
+        data(&c, "kube-public", "cluster-info", "jws-kubeconfig-abcdef"),
+        "eyJhbGciOiJIUzI1NiIsImtpZCI6ImFiY2RlZiJ9..x"
+    );
 
     // Backups hold the original objects; the diff is redacted.
-    let saved: Value = serde_json::from_slice(&std::fs::read(backup_dir.join("kube-system.kube-proxy.json")).unwrap()).unwrap();
-    assert_eq!(saved["data"]["kubeconfig.conf"], json!(KUBE_PROXY_KUBECONFIG));
+    let saved: Value = serde_json::from_slice(
+        &std::fs::read(backup_dir.join("kube-system.kube-proxy.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        saved["data"]["kubeconfig.conf"],
+        json!(KUBE_PROXY_KUBECONFIG)
+    );
     assert_eq!(saved["metadata"]["resourceVersion"], json!(before_rvs[0]));
     let diff = real.json["diff"].as_array().unwrap();
     assert_eq!(diff.len(), 3);
     let ci_diff = diff[2]["before"].as_str().unwrap();
-    assert!(ci_diff.contains("certificate-authority-data: <redacted>"), "{ci_diff}");
+    assert!(
+        ci_diff.contains("certificate-authority-data: <redacted>"),
+        "{ci_diff}"
+    );
 
     // Second run: nothing changes, backups kept as they were.
     let saved_bytes = std::fs::read(backup_dir.join("kube-system.kube-proxy.json")).unwrap();
     let again = run_module("cluster_configmaps", opts, Mode::NORMAL).ok();
     assert!(!again.changed(), "{}", again.stdout);
     assert_eq!(rvs(&c), after_rvs);
-    assert_eq!(std::fs::read(backup_dir.join("kube-system.kube-proxy.json")).unwrap(), saved_bytes);
+    assert_eq!(
+        std::fs::read(backup_dir.join("kube-system.kube-proxy.json")).unwrap(),
+        saved_bytes
+    );
 }
 
 #[test]
@@ -107,17 +187,49 @@ fn bad_inputs_fail_clearly_and_change_nothing() {
         o
     };
     let cases = [
-        (base(json!({"control_plane_endpoint": "172.30.0.10"})), "has no port"),
-        (base(json!({"control_plane_endpoint": "172.30.0.10:0"})), "control_plane_endpoint"),
-        (base(json!({"control_plane_endpoint": "172.30.0.10:65536"})), "control_plane_endpoint"),
-        (base(json!({"control_plane_endpoint": "fd00::10:6443"})), "control_plane_endpoint"),
-        (base(json!({"kubeconfig": c.path("missing.conf")})), "missing.conf"),
-        (base(json!({"kubeconfig": wrong_ca})), "TLS verification failed"),
-        (base(json!({"api_server": "http://127.0.0.1:1"})), "api_server"),
-        (base(json!({"api_server": format!("https://127.0.0.1:{}", apiserver_env::free_port())})), "cannot connect"),
+        (
+            base(json!({"control_plane_endpoint": "172.30.0.10"})),
+            "has no port",
+        ),
+        (
+            base(json!({"control_plane_endpoint": "172.30.0.10:0"})),
+            "control_plane_endpoint",
+        ),
+        (
+            base(json!({"control_plane_endpoint": "172.30.0.10:65536"})),
+            "control_plane_endpoint",
+        ),
+        (
+            base(json!({"control_plane_endpoint": "fd00::10:6443"})),
+            "control_plane_endpoint",
+        ),
+        (
+            base(json!({"kubeconfig": c.path("missing.conf")})),
+            "missing.conf",
+        ),
+        (
+            base(json!({"kubeconfig": wrong_ca})),
+            "TLS verification failed",
+        ),
+        (
+            base(json!({"api_server": "http://127.0.0.1:1"})),
+            "api_server",
+        ),
+        (
+            base(
+                json!({"api_server": format!("https://127.0.0.1:{}", apiserver_env::free_port())}),
+            ),
+            "cannot connect",
+        ),
         (base(json!({"cert_sans": ["bad name"]})), "cert_sans"),
-        (base(json!({"update_kube_proxy": "maybe"})), "update_kube_proxy"),
-        (base(json!({"controlplane_endpoint": "x"})), "controlplane_endpoint"),
+        (
+            base(json!({"update_kube_proxy": "maybe"})),
+            "update_kube_proxy",
+        ),
+        (
+            base(json!({"controlplane_endpoint": "x"})),
+            "controlplane_endpoint",
+        ),
     ];
     for (opts, expect) in cases {
         let msg = run_module("cluster_configmaps", opts.clone(), Mode::NORMAL).fail_msg();

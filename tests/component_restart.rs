@@ -48,25 +48,33 @@ srv.serve_forever()
 "#;
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A self-signed serving cert like the one kube-scheduler makes in memory.
 fn self_signed(dir: &Path, dns: &str, ip: Option<&str>) -> (PathBuf, PathBuf) {
     let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
     let mut name = X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", &format!("{dns}@1700000000")).unwrap();
+    name.append_entry_by_text("CN", &format!("{dns}@1700000000"))
+        .unwrap();
     let name = name.build();
     let mut b = X509::builder().unwrap();
     b.set_version(2).unwrap();
     let mut serial = BigNum::new().unwrap();
     serial.rand(63, MsbOption::ONE, false).unwrap();
-    b.set_serial_number(&serial.to_asn1_integer().unwrap()).unwrap();
+    b.set_serial_number(&serial.to_asn1_integer().unwrap())
+        .unwrap();
     b.set_subject_name(&name).unwrap();
     b.set_issuer_name(&name).unwrap();
     b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(365).unwrap()).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(365).unwrap())
+        .unwrap();
     let mut san = SubjectAlternativeName::new();
     san.dns(dns);
     if let Some(ip) = ip {
@@ -177,7 +185,12 @@ impl Drop for Supervisor {
 fn check_mode_names_the_process_and_signals_nothing() {
     let sup = Supervisor::start(true, "localhost", Some("127.0.0.1"));
     let pid = sup.pid();
-    let out = run_module("component_restart", json!({"name": "kube-scheduler", "health_url": sup.url()}), Mode::CHECK).ok();
+    let out = run_module(
+        "component_restart",
+        json!({"name": "kube-scheduler", "health_url": sup.url()}),
+        Mode::CHECK,
+    )
+    .ok();
     assert!(out.changed());
     assert_eq!(out.json["pid_before"], json!(pid));
     std::thread::sleep(Duration::from_millis(700));
@@ -198,13 +211,22 @@ fn a_static_pod_component_is_signalled_and_a_new_healthy_process_is_awaited() {
     assert_eq!(out.json["pid_before"], json!(pid));
     let after = out.json["pid_after"].as_i64().unwrap() as i32;
     assert_ne!(after, pid);
-    assert_eq!(after, sup.pid(), "pid_after is not the supervisor's new child");
+    assert_eq!(
+        after,
+        sup.pid(),
+        "pid_after is not the supervisor's new child"
+    );
     assert_eq!(out.json["health"]["status"], json!(200));
     assert_eq!(out.json["health"]["body"], json!("ok"));
     let waited = out.json["waited_seconds"].as_f64().unwrap();
     assert!(waited > 0.4 && waited < 30.0, "{waited}");
     // A second run restarts again (a restart is an action, not a state): again a new pid.
-    let again = run_module("component_restart", json!({"name": "kube-scheduler", "health_url": sup.url()}), Mode::NORMAL).ok();
+    let again = run_module(
+        "component_restart",
+        json!({"name": "kube-scheduler", "health_url": sup.url()}),
+        Mode::NORMAL,
+    )
+    .ok();
     assert_eq!(again.json["pid_before"], json!(after));
     assert_ne!(again.json["pid_after"], json!(after));
 }
@@ -212,12 +234,19 @@ fn a_static_pod_component_is_signalled_and_a_new_healthy_process_is_awaited() {
 #[test]
 fn the_port_comes_from_the_command_line_when_no_health_url_is_given() {
     let sup = Supervisor::start(true, "localhost", Some("127.0.0.1"));
-    let out = run_module("component_restart", json!({"name": "kube-scheduler", "timeout": 30}), Mode::NORMAL);
+    let out = run_module(
+        "component_restart",
+        json!({"name": "kube-scheduler", "timeout": 30}),
+        Mode::NORMAL,
+    );
     if out.failed() {
         // Another kube-scheduler runs on this machine (e.g. the emulator tests): the module must
         // refuse to guess, naming ours among the candidates.
         let msg = out.fail_msg();
-        assert!(msg.contains("health_url") && msg.contains(&sup.pid().to_string()), "{msg}");
+        assert!(
+            msg.contains("health_url") && msg.contains(&sup.pid().to_string()),
+            "{msg}"
+        );
     } else {
         assert_eq!(out.json["health"]["url"], json!(sup.url()));
         assert_ne!(out.json["pid_after"], out.json["pid_before"]);
@@ -228,17 +257,33 @@ fn the_port_comes_from_the_command_line_when_no_health_url_is_given() {
 fn no_new_process_times_out_with_the_last_state() {
     let sup = Supervisor::start(false, "localhost", Some("127.0.0.1"));
     let pid = sup.pid();
-    let msg = run_module("component_restart", json!({"name": "kube-scheduler", "health_url": sup.url(), "timeout": 2}), Mode::NORMAL).fail_msg();
-    assert!(msg.contains("no new process within 2s") && msg.contains(&pid.to_string()), "{msg}");
+    let msg = run_module(
+        "component_restart",
+        json!({"name": "kube-scheduler", "health_url": sup.url(), "timeout": 2}),
+        Mode::NORMAL,
+    )
+    .fail_msg();
+    assert!(
+        msg.contains("no new process within 2s") && msg.contains(&pid.to_string()),
+        "{msg}"
+    );
 }
 
 #[test]
 fn a_certificate_not_for_localhost_is_never_accepted() {
     let sup = Supervisor::start(true, "evil.example", None);
-    let msg = run_module("component_restart", json!({"name": "kube-scheduler", "health_url": sup.url(), "timeout": 4}), Mode::NORMAL).fail_msg();
+    let msg = run_module(
+        "component_restart",
+        json!({"name": "kube-scheduler", "health_url": sup.url(), "timeout": 4}),
+        Mode::NORMAL,
+    )
+    .fail_msg();
     assert!(msg.contains("not healthy within 4s"), "{msg}");
     assert!(msg.contains("TLS verification failed"), "{msg}");
-    assert!(msg.contains("hostname mismatch") || msg.contains("IP address mismatch"), "{msg}");
+    assert!(
+        msg.contains("hostname mismatch") || msg.contains("IP address mismatch"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -248,11 +293,23 @@ fn bad_inputs_fail_naming_the_option_and_signal_nothing() {
     let cases = [
         (json!({"name": "etcd"}), "option `name`"),
         (json!({}), "option `name`"),
-        (json!({"name": "kube-scheduler", "timeout": 0}), "option `timeout`"),
-        (json!({"name": "kube-scheduler", "timeout": "soon"}), "option `timeout`"),
-        (json!({"name": "kube-scheduler", "health_url": "127.0.0.1:10259"}), "option `health_url`"),
+        (
+            json!({"name": "kube-scheduler", "timeout": 0}),
+            "option `timeout`",
+        ),
+        (
+            json!({"name": "kube-scheduler", "timeout": "soon"}),
+            "option `timeout`",
+        ),
+        (
+            json!({"name": "kube-scheduler", "health_url": "127.0.0.1:10259"}),
+            "option `health_url`",
+        ),
         (json!({"name": "kube-scheduler", "signal": "HUP"}), "signal"),
-        (json!({"name": "kube-apiserver", "health_url": format!("https://127.0.0.1:{}/readyz", free_port())}), "no running kube-apiserver process"),
+        (
+            json!({"name": "kube-apiserver", "health_url": format!("https://127.0.0.1:{}/readyz", free_port())}),
+            "no running kube-apiserver process",
+        ),
     ];
     for (options, expect) in cases {
         let msg = run_module("component_restart", options.clone(), Mode::NORMAL).fail_msg();

@@ -23,7 +23,10 @@ struct Kubelet {
 }
 
 fn sigterm(c: &Child) {
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(c.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
 }
 
 impl Kubelet {
@@ -95,12 +98,19 @@ impl Env {
         let manifests = cluster.path("manifests");
         let park = cluster.path("manifests-kubeha-drill");
         fs::create_dir(&manifests).unwrap();
-        fs::write(manifests.join("kube-apiserver.yaml"), "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver\n").unwrap();
+        fs::write(
+            manifests.join("kube-apiserver.yaml"),
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver\n",
+        )
+        .unwrap();
         // The local apiserver's command, built once (the Cluster is not Send).
         let template = cluster.apiserver_command(local_port);
         let program = template.get_program().to_owned();
         let args: Vec<_> = template.get_args().map(|a| a.to_owned()).collect();
-        let envs: Vec<_> = template.get_envs().map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned()))).collect();
+        let envs: Vec<_> = template
+            .get_envs()
+            .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
+            .collect();
         let kubelet = Kubelet::start(manifests.join("kube-apiserver.yaml"), move || {
             let mut c = Command::new(&program);
             c.args(&args);
@@ -109,7 +119,8 @@ impl Env {
                     c.env(k, v);
                 }
             }
-            c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+            c.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
             c
         });
         cluster.wait_ready(local_port);
@@ -143,7 +154,8 @@ impl Env {
     }
 
     fn manifest_in_place(&self) -> bool {
-        self.manifests.join("kube-apiserver.yaml").exists() && !self.park.join("kube-apiserver.yaml").exists()
+        self.manifests.join("kube-apiserver.yaml").exists()
+            && !self.park.join("kube-apiserver.yaml").exists()
     }
 }
 
@@ -155,10 +167,23 @@ fn connectivity_checks_and_check_mode_run_no_drill() {
     assert!(!out.changed());
     assert_eq!(out.json["readyz"], json!("ok"));
     assert_eq!(out.json["authenticated"], json!(true));
-    let check = run_module("ha_verify", env.options(json!({"drill": "local_apiserver"})), Mode::CHECK).ok();
+    let check = run_module(
+        "ha_verify",
+        env.options(json!({"drill": "local_apiserver"})),
+        Mode::CHECK,
+    )
+    .ok();
     assert!(!check.changed());
-    assert!(check.msg().contains("check mode: no drill"), "{}", check.msg());
-    assert_eq!(env.kubelet.pid(), pid, "check mode stopped the local apiserver");
+    assert!(
+        check.msg().contains("check mode: no drill"),
+        "{}",
+        check.msg()
+    );
+    assert_eq!(
+        env.kubelet.pid(),
+        pid,
+        "check mode stopped the local apiserver"
+    );
     assert!(env.manifest_in_place());
 }
 
@@ -166,17 +191,30 @@ fn connectivity_checks_and_check_mode_run_no_drill() {
 fn the_drill_holds_the_local_apiserver_down_and_always_restores_it() {
     let env = Env::start();
     let pid = env.kubelet.pid().unwrap();
-    let out = run_module("ha_verify", env.options(json!({"drill": "local_apiserver"})), Mode::NORMAL).ok();
+    let out = run_module(
+        "ha_verify",
+        env.options(json!({"drill": "local_apiserver"})),
+        Mode::NORMAL,
+    )
+    .ok();
     assert!(out.changed());
     assert_eq!(out.json["requests_ok"], json!(10));
     assert_eq!(out.json["requests_failed"], json!(0));
     assert_eq!(out.json["restored"], json!(true));
     assert_eq!(out.json["pid_before"], json!(pid));
     let lat = &out.json["latency_ms"];
-    assert!(lat["min"].as_f64().unwrap() <= lat["avg"].as_f64().unwrap() && lat["avg"].as_f64().unwrap() <= lat["max"].as_f64().unwrap(), "{lat}");
+    assert!(
+        lat["min"].as_f64().unwrap() <= lat["avg"].as_f64().unwrap()
+            && lat["avg"].as_f64().unwrap() <= lat["max"].as_f64().unwrap(),
+        "{lat}"
+    );
     assert!(out.json["apiserver_stopped_seconds"].as_f64().unwrap() > 0.0);
     assert!(env.manifest_in_place());
-    assert_ne!(env.kubelet.pid(), Some(pid), "the apiserver was not restarted");
+    assert_ne!(
+        env.kubelet.pid(),
+        Some(pid),
+        "the apiserver was not restarted"
+    );
     env.cluster.wait_ready(env.local_port);
 }
 
@@ -186,7 +224,10 @@ fn a_drill_whose_requests_fail_reports_counts_and_still_restores() {
     // The "endpoint" is the local apiserver itself: with it down, every request fails.
     let opts = env.options(json!({"drill": "local_apiserver", "endpoint": format!("127.0.0.1:{}", env.local_port), "requests": 3}));
     let msg = run_module("ha_verify", opts, Mode::NORMAL).fail_msg();
-    assert!(msg.contains("3 of 3 requests") && msg.contains("restored"), "{msg}");
+    assert!(
+        msg.contains("3 of 3 requests") && msg.contains("restored"),
+        "{msg}"
+    );
     assert!(env.manifest_in_place());
     env.cluster.wait_ready(env.local_port);
 }
@@ -195,14 +236,25 @@ fn a_drill_whose_requests_fail_reports_counts_and_still_restores() {
 fn sigterm_during_the_drill_restores_the_manifest() {
     let env = Env::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut args = env.options(json!({"drill": "local_apiserver", "requests": 200, "interval_ms": 100})).as_object().unwrap().clone();
+    let mut args = env
+        .options(json!({"drill": "local_apiserver", "requests": 200, "interval_ms": 100}))
+        .as_object()
+        .unwrap()
+        .clone();
     common::add_ansible_keys(&mut args, Mode::NORMAL);
     let args_file = dir.path().join("args");
     fs::write(&args_file, Value::Object(args).to_string()).unwrap();
-    let child = Command::new(common::bin_path("ha_verify")).arg(&args_file).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let child = Command::new(common::bin_path("ha_verify"))
+        .arg(&args_file)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while !env.park.join("kube-apiserver.yaml").exists() {
-        assert!(Instant::now() < deadline, "the drill never parked the manifest");
+        assert!(
+            Instant::now() < deadline,
+            "the drill never parked the manifest"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(1500));
@@ -210,7 +262,13 @@ fn sigterm_during_the_drill_restores_the_manifest() {
     let out = child.wait_with_output().unwrap();
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["failed"], json!(true), "{json}");
-    assert!(json["msg"].as_str().unwrap().contains("interrupted by a signal"), "{json}");
+    assert!(
+        json["msg"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted by a signal"),
+        "{json}"
+    );
     assert!(env.manifest_in_place());
     env.cluster.wait_ready(env.local_port);
 }
@@ -219,13 +277,26 @@ fn sigterm_during_the_drill_restores_the_manifest() {
 fn a_manifest_left_parked_by_a_killed_drill_is_restored_first() {
     let env = Env::start();
     fs::create_dir_all(&env.park).unwrap();
-    fs::rename(env.manifests.join("kube-apiserver.yaml"), env.park.join("kube-apiserver.yaml")).unwrap();
+    fs::rename(
+        env.manifests.join("kube-apiserver.yaml"),
+        env.park.join("kube-apiserver.yaml"),
+    )
+    .unwrap();
     let check = run_module("ha_verify", env.options(json!({})), Mode::CHECK).ok();
-    assert!(check.json["restored_leftover"].as_str().unwrap().starts_with("would restore"));
-    assert!(!env.manifests.join("kube-apiserver.yaml").exists(), "check mode restored it");
+    assert!(check.json["restored_leftover"]
+        .as_str()
+        .unwrap()
+        .starts_with("would restore"));
+    assert!(
+        !env.manifests.join("kube-apiserver.yaml").exists(),
+        "check mode restored it"
+    );
     let out = run_module("ha_verify", env.options(json!({})), Mode::NORMAL).ok();
     assert!(out.changed());
-    assert!(out.json["restored_leftover"].as_str().unwrap().starts_with("restored"));
+    assert!(out.json["restored_leftover"]
+        .as_str()
+        .unwrap()
+        .starts_with("restored"));
     assert!(env.manifest_in_place());
     env.cluster.wait_ready(env.local_port);
 }
@@ -239,22 +310,37 @@ fn bad_inputs_fail_clearly_and_leave_the_manifest_alone() {
     let cases = [
         (json!({"endpoint": "127.0.0.1"}), "has no port"),
         (json!({"endpoint": "127.0.0.1:0"}), "endpoint"),
-        (json!({"endpoint": format!("127.0.0.1:{}", free_port())}), "cannot connect"),
+        (
+            json!({"endpoint": format!("127.0.0.1:{}", free_port())}),
+            "cannot connect",
+        ),
         (json!({"ca_cert_path": other_ca}), "TLS verification failed"),
         (json!({"drill": "everything"}), "option `drill`"),
         (json!({"requests": 0}), "option `requests`"),
-        (json!({"drill_park_dir": env.manifests.join("parked")}), "inside the manifests directory"),
-        (json!({"kubeconfig": env.cluster.path("nope.conf")}), "nope.conf"),
+        (
+            json!({"drill_park_dir": env.manifests.join("parked")}),
+            "inside the manifests directory",
+        ),
+        (
+            json!({"kubeconfig": env.cluster.path("nope.conf")}),
+            "nope.conf",
+        ),
         (json!({"drill_mode": "x"}), "drill_mode"),
     ];
     let manifest = fs::read(env.manifests.join("kube-apiserver.yaml")).unwrap();
     for (extra, expect) in cases {
         let mut extra = extra;
-        extra["drill"] = extra.get("drill").cloned().unwrap_or(json!("local_apiserver"));
+        extra["drill"] = extra
+            .get("drill")
+            .cloned()
+            .unwrap_or(json!("local_apiserver"));
         let msg = run_module("ha_verify", env.options(extra.clone()), Mode::NORMAL).fail_msg();
         assert!(msg.contains(expect), "{extra}: {msg}");
         assert!(env.manifest_in_place());
-        assert_eq!(fs::read(env.manifests.join("kube-apiserver.yaml")).unwrap(), manifest);
+        assert_eq!(
+            fs::read(env.manifests.join("kube-apiserver.yaml")).unwrap(),
+            manifest
+        );
     }
     assert!(!env.park.exists());
 }

@@ -56,7 +56,10 @@ impl ClusterConfigmaps {
         let backup_dir = o.string("backup_dir")?.map(PathBuf::from);
         if let Some(d) = &backup_dir {
             if !d.is_absolute() {
-                return Err(Error::option("backup_dir", format!("{} is not an absolute path", d.display())));
+                return Err(Error::option(
+                    "backup_dir",
+                    format!("{} is not an absolute path", d.display()),
+                ));
             }
         }
         let timeout = Duration::from_secs(o.int_or("timeout", 15, 1, 600)? as u64);
@@ -76,7 +79,8 @@ impl ClusterConfigmaps {
 
     /// Run against the API server named by the kubeconfig (or `api_server`).
     pub fn run(&self, check_mode: bool) -> Result<ModuleOutput> {
-        let server = ApiServer::from_kubeconfig(&self.kubeconfig, self.api_server.as_deref(), self.timeout)?;
+        let server =
+            ApiServer::from_kubeconfig(&self.kubeconfig, self.api_server.as_deref(), self.timeout)?;
         self.run_with(&server, check_mode)
     }
 
@@ -85,9 +89,15 @@ impl ClusterConfigmaps {
         let server = self.endpoint.url();
         let mut outcomes: Vec<(Outcome, Option<String>)> = Vec::new();
         let save = |ns: &str, name: &str| -> Option<PathBuf> {
-            self.backup_dir.as_ref().map(|d| d.join(format!("{ns}.{name}.json")))
+            self.backup_dir
+                .as_ref()
+                .map(|d| d.join(format!("{ns}.{name}.json")))
         };
-        let mut run_one = |ns: &str, name: &str, key: &str, edit: &dyn Fn(&str) -> Result<KeyChange>| -> Result<()> {
+        let mut run_one = |ns: &str,
+                           name: &str,
+                           key: &str,
+                           edit: &dyn Fn(&str) -> Result<KeyChange>|
+         -> Result<()> {
             let backup = save(ns, name);
             let before_write = |original: &Value| -> Result<()> {
                 match &backup {
@@ -96,18 +106,29 @@ impl ClusterConfigmaps {
                 }
             };
             let outcome = update_key(t, ns, name, key, check_mode, edit, &before_write)?;
-            let saved = backup.filter(|p| p.exists()).map(|p| p.display().to_string());
+            let saved = backup
+                .filter(|p| p.exists())
+                .map(|p| p.display().to_string());
             outcomes.push((outcome, saved));
             Ok(())
         };
         if self.update_kube_proxy {
-            run_one("kube-system", "kube-proxy", "kubeconfig.conf", &|text| server_edit(text, "kube-system/kube-proxy kubeconfig.conf", &server))?;
+            run_one("kube-system", "kube-proxy", "kubeconfig.conf", &|text| {
+                server_edit(text, "kube-system/kube-proxy kubeconfig.conf", &server)
+            })?;
         }
         if self.update_kubeadm_config {
-            run_one("kube-system", "kubeadm-config", "ClusterConfiguration", &|text| self.kubeadm_edit(text))?;
+            run_one(
+                "kube-system",
+                "kubeadm-config",
+                "ClusterConfiguration",
+                &|text| self.kubeadm_edit(text),
+            )?;
         }
         if self.update_cluster_info {
-            run_one("kube-public", "cluster-info", "kubeconfig", &|text| server_edit(text, "kube-public/cluster-info kubeconfig", &server))?;
+            run_one("kube-public", "cluster-info", "kubeconfig", &|text| {
+                server_edit(text, "kube-public/cluster-info kubeconfig", &server)
+            })?;
         }
 
         let changed: Vec<String> = outcomes
@@ -117,7 +138,10 @@ impl ClusterConfigmaps {
             .collect();
         let mut out = ModuleOutput::new(!changed.is_empty(), "");
         out.msg = match (changed.is_empty(), check_mode) {
-            (true, _) => format!("every selected ConfigMap already points at {}", self.endpoint),
+            (true, _) => format!(
+                "every selected ConfigMap already points at {}",
+                self.endpoint
+            ),
             (false, true) => format!("would update {}", changed.join(", ")),
             (false, false) => format!("updated {}", changed.join(", ")),
         };
@@ -182,7 +206,8 @@ fn save_original(path: &Path, object: &Value) -> Result<()> {
     }
     if let Some(dir) = path.parent() {
         if !dir.exists() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create the backup directory", e))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(dir, "create the backup directory", e))?;
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
                 .map_err(|e| Error::io(dir, "set the mode of", e))?;

@@ -52,8 +52,12 @@ pub fn get(t: &dyn Transport, namespace: &str, name: &str) -> Result<Value> {
     if resp.status != 200 {
         return Err(status_error(&t.server(), &format!("GET {path}"), &resp));
     }
-    serde_json::from_slice(&resp.body)
-        .map_err(|e| Error::remote(t.server(), format!("GET {path}: the answer is not JSON: {e}")))
+    serde_json::from_slice(&resp.body).map_err(|e| {
+        Error::remote(
+            t.server(),
+            format!("GET {path}: the answer is not JSON: {e}"),
+        )
+    })
 }
 
 enum Put {
@@ -75,9 +79,14 @@ fn put(t: &dyn Transport, namespace: &str, name: &str, object: &Value) -> Result
         .send(&req)
         .map_err(|e| Error::remote(t.server(), format!("PUT {path}: {e}")))?;
     match resp.status {
-        200 | 201 => serde_json::from_slice(&resp.body).map(Put::Stored).map_err(|e| {
-            Error::remote(t.server(), format!("PUT {path}: the answer is not JSON: {e}"))
-        }),
+        200 | 201 => serde_json::from_slice(&resp.body)
+            .map(Put::Stored)
+            .map_err(|e| {
+                Error::remote(
+                    t.server(),
+                    format!("PUT {path}: the answer is not JSON: {e}"),
+                )
+            }),
         409 => Ok(Put::Conflict),
         _ => Err(status_error(&t.server(), &format!("PUT {path}"), &resp)),
     }
@@ -114,8 +123,9 @@ pub fn update_key(
             )
         })?;
         let rv = resource_version(&object);
-        let (original, text_before, rv_before) =
-            first.get_or_insert_with(|| (object.clone(), text.clone(), rv.clone())).clone();
+        let (original, text_before, rv_before) = first
+            .get_or_insert_with(|| (object.clone(), text.clone(), rv.clone()))
+            .clone();
         let change = edit(&text)?;
         let Some(new_text) = change.new_text.clone() else {
             return Ok(Outcome {
@@ -228,7 +238,11 @@ mod tests {
                 "PUT" => {
                     let sent: Value = serde_json::from_slice(req.body.unwrap()).unwrap();
                     self.puts.borrow_mut().push(sent.clone());
-                    let rv: u64 = obj["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+                    let rv: u64 = obj["metadata"]["resourceVersion"]
+                        .as_str()
+                        .unwrap()
+                        .parse()
+                        .unwrap();
                     if *self.conflicts.borrow() > 0 {
                         *self.conflicts.borrow_mut() -= 1;
                         // someone else writes another key in between
@@ -263,14 +277,29 @@ mod tests {
     #[test]
     fn a_conflict_is_reread_and_reapplied_keeping_the_other_writers_change() {
         let fake = Fake::new("server: https://m1:6443\n", 2);
-        let out = update_key(&fake, "kube-system", "kube-proxy", "kubeconfig.conf", false, &set_server, &|_| Ok(())).unwrap();
+        let out = update_key(
+            &fake,
+            "kube-system",
+            "kube-proxy",
+            "kubeconfig.conf",
+            false,
+            &set_server,
+            &|_| Ok(()),
+        )
+        .unwrap();
         assert!(out.changed);
         assert_eq!(out.attempts, 3);
         assert_eq!(out.resource_version_before, "10");
         let obj = fake.object.borrow();
         assert_eq!(obj["data"]["kubeconfig.conf"], "server: https://vip:6443\n");
-        assert_eq!(obj["data"]["config.conf"], "x: 12\n", "the concurrent write was lost");
-        assert_eq!(out.resource_version_after, obj["metadata"]["resourceVersion"].as_str().unwrap());
+        assert_eq!(
+            obj["data"]["config.conf"], "x: 12\n",
+            "the concurrent write was lost"
+        );
+        assert_eq!(
+            out.resource_version_after,
+            obj["metadata"]["resourceVersion"].as_str().unwrap()
+        );
         // every PUT carried the resourceVersion it had read
         let puts = fake.puts.borrow();
         assert_eq!(puts[0]["metadata"]["resourceVersion"], "10");
@@ -280,7 +309,16 @@ mod tests {
     #[test]
     fn endless_conflicts_fail_after_the_bound() {
         let fake = Fake::new("server: https://m1:6443\n", 100);
-        let err = update_key(&fake, "kube-system", "kube-proxy", "kubeconfig.conf", false, &set_server, &|_| Ok(())).unwrap_err();
+        let err = update_key(
+            &fake,
+            "kube-system",
+            "kube-proxy",
+            "kubeconfig.conf",
+            false,
+            &set_server,
+            &|_| Ok(()),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("409 Conflict"), "{err}");
         assert_eq!(fake.puts.borrow().len(), MAX_ATTEMPTS as usize);
     }
@@ -288,11 +326,29 @@ mod tests {
     #[test]
     fn check_mode_and_no_change_send_no_put() {
         let fake = Fake::new("server: https://m1:6443\n", 0);
-        let out = update_key(&fake, "kube-system", "kube-proxy", "kubeconfig.conf", true, &set_server, &|_| Ok(())).unwrap();
+        let out = update_key(
+            &fake,
+            "kube-system",
+            "kube-proxy",
+            "kubeconfig.conf",
+            true,
+            &set_server,
+            &|_| Ok(()),
+        )
+        .unwrap();
         assert!(out.changed);
         assert_eq!(out.text_after, "server: https://vip:6443\n");
         let fake2 = Fake::new("server: https://vip:6443\n", 0);
-        let out2 = update_key(&fake2, "kube-system", "kube-proxy", "kubeconfig.conf", false, &set_server, &|_| Ok(())).unwrap();
+        let out2 = update_key(
+            &fake2,
+            "kube-system",
+            "kube-proxy",
+            "kubeconfig.conf",
+            false,
+            &set_server,
+            &|_| Ok(()),
+        )
+        .unwrap();
         assert!(!out2.changed);
         assert!(fake.puts.borrow().is_empty() && fake2.puts.borrow().is_empty());
     }
@@ -300,7 +356,20 @@ mod tests {
     #[test]
     fn a_missing_key_is_named() {
         let fake = Fake::new("x", 0);
-        let err = update_key(&fake, "kube-system", "kube-proxy", "nope", false, &set_server, &|_| Ok(())).unwrap_err();
-        assert!(err.to_string().contains("kube-system/kube-proxy has no data key \"nope\""), "{err}");
+        let err = update_key(
+            &fake,
+            "kube-system",
+            "kube-proxy",
+            "nope",
+            false,
+            &set_server,
+            &|_| Ok(()),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("kube-system/kube-proxy has no data key \"nope\""),
+            "{err}"
+        );
     }
 }

@@ -210,7 +210,12 @@ pub fn https(
 }
 
 /// Send one request over plain HTTP (loopback health endpoints only).
-pub fn http(host: &str, port: u16, req: &Request<'_>, timeout: Duration) -> Result<Response, String> {
+pub fn http(
+    host: &str,
+    port: u16,
+    req: &Request<'_>,
+    timeout: Duration,
+) -> Result<Response, String> {
     let deadline = Instant::now() + timeout;
     let mut stream = tls::tcp_connect(host, port, deadline)?;
     exchange(&mut stream, host, port, req)
@@ -259,8 +264,14 @@ mod tests {
         let (r, sent) = exchange_with("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA", &req);
         let r = r.unwrap();
         assert_eq!((r.status, r.text().as_str()), (200, "ok"));
-        assert!(sent.starts_with("PUT /api/v1/x HTTP/1.1\r\nHost: [fd00::1]:6443\r\n"), "{sent}");
-        assert!(sent.contains("Content-Length: 2\r\n") && sent.ends_with("\r\n\r\n{}"), "{sent}");
+        assert!(
+            sent.starts_with("PUT /api/v1/x HTTP/1.1\r\nHost: [fd00::1]:6443\r\n"),
+            "{sent}"
+        );
+        assert!(
+            sent.contains("Content-Length: 2\r\n") && sent.ends_with("\r\n\r\n{}"),
+            "{sent}"
+        );
     }
 
     #[test]
@@ -272,9 +283,16 @@ mod tests {
 
     #[test]
     fn body_until_close_and_garbage() {
-        let r = exchange_with("HTTP/1.0 500 x\r\n\r\nboom", &Request::get("/")).0.unwrap();
+        let r = exchange_with("HTTP/1.0 500 x\r\n\r\nboom", &Request::get("/"))
+            .0
+            .unwrap();
         assert_eq!((r.status, r.text().as_str()), (500, "boom"));
-        assert!(exchange_with("SSH-2.0-x\r\n", &Request::get("/")).0.is_err());
-        assert!(exchange_with("", &Request::get("/")).0.unwrap_err().contains("closed"));
+        assert!(exchange_with("SSH-2.0-x\r\n", &Request::get("/"))
+            .0
+            .is_err());
+        assert!(exchange_with("", &Request::get("/"))
+            .0
+            .unwrap_err()
+            .contains("closed"));
     }
 }

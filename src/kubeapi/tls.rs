@@ -42,7 +42,9 @@ impl ClientIdentity {
             Error::Refused(format!("{source}: the client certificate is not valid PEM"))
         })?;
         if certs.is_empty() {
-            return Err(Error::Refused(format!("{source}: no client certificate found")));
+            return Err(Error::Refused(format!(
+                "{source}: no client certificate found"
+            )));
         }
         let cert = certs.remove(0);
         let key = PKey::private_key_from_pem(key_pem).map_err(|_| {
@@ -122,7 +124,9 @@ fn accept_self_signed(preverified: bool, ctx: &mut X509StoreContextRef) -> bool 
     if code != ERR_DEPTH_ZERO_SELF_SIGNED && code != ERR_SELF_SIGNED_IN_CHAIN {
         return false;
     }
-    ctx.current_cert().map(self_issued_and_current).unwrap_or(false)
+    ctx.current_cert()
+        .map(self_issued_and_current)
+        .unwrap_or(false)
 }
 
 fn context(config: &TlsConfig) -> std::result::Result<SslContext, openssl::error::ErrorStack> {
@@ -161,7 +165,11 @@ pub fn bare_host(host: &str) -> &str {
 }
 
 /// Open a TCP connection within the deadline (trying each resolved address).
-pub fn tcp_connect(host: &str, port: u16, deadline: Instant) -> std::result::Result<TcpStream, String> {
+pub fn tcp_connect(
+    host: &str,
+    port: u16,
+    deadline: Instant,
+) -> std::result::Result<TcpStream, String> {
     let bare = bare_host(host);
     let addrs: Vec<_> = (bare, port)
         .to_socket_addrs()

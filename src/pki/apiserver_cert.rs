@@ -36,9 +36,11 @@ pub struct ApiserverCert {
 
 impl ApiserverCert {
     pub fn from_options(mut o: Options) -> Result<Self> {
-        let cert_path = PathBuf::from(o.string_or("cert_path", "/etc/kubernetes/ssl/apiserver.crt")?);
+        let cert_path =
+            PathBuf::from(o.string_or("cert_path", "/etc/kubernetes/ssl/apiserver.crt")?);
         let key_path = PathBuf::from(o.string_or("key_path", "/etc/kubernetes/ssl/apiserver.key")?);
-        let ca_cert_path = PathBuf::from(o.string_or("ca_cert_path", "/etc/kubernetes/ssl/ca.crt")?);
+        let ca_cert_path =
+            PathBuf::from(o.string_or("ca_cert_path", "/etc/kubernetes/ssl/ca.crt")?);
         let ca_key_path = PathBuf::from(o.string_or("ca_key_path", "/etc/kubernetes/ssl/ca.key")?);
         let sans = o.string_list("sans")?;
         if sans.is_empty() {
@@ -123,7 +125,10 @@ impl ApiserverCert {
             out.changed = recovered.is_some();
             out.msg = match &recovered {
                 Some(r) => format!("{r}; the certificate covers every required SAN"),
-                None => format!("{} already covers every required SAN", self.cert_path.display()),
+                None => format!(
+                    "{} already covers every required SAN",
+                    self.cert_path.display()
+                ),
             };
             out.set("sans_after", to_strings(&sans_before));
             out.set("not_after", iso_time(cert.not_after())?);
@@ -145,9 +150,9 @@ impl ApiserverCert {
                 )))
             }
         };
-        let ca_public = ca_cert.public_key().map_err(|_| {
-            Error::content(&self.ca_cert_path, "has an unreadable public key")
-        })?;
+        let ca_public = ca_cert
+            .public_key()
+            .map_err(|_| Error::content(&self.ca_cert_path, "has an unreadable public key"))?;
         if !ca_public.public_eq(&ca_key) {
             return Err(Error::Refused(format!(
                 "{} is not the key of the CA certificate {}; nothing was changed. Fix: point ca_key_path at the key of that CA (kubespray: /etc/kubernetes/ssl/ca.key)",
@@ -199,7 +204,12 @@ impl ApiserverCert {
             now_unix: now,
         };
         let issued = issue(&request, &ca_cert, &ca_key)?;
-        self.verify_pair(&issued.cert, &issued.key_pem, &ca_cert, "the newly issued pair")?;
+        self.verify_pair(
+            &issued.cert,
+            &issued.key_pem,
+            &ca_cert,
+            "the newly issued pair",
+        )?;
         let previous = swap::copy_previous(&self.cert_path, &self.key_path, self.backup)?;
         swap::swap_pair(
             &self.cert_path,

@@ -100,9 +100,16 @@ mod tests {
             sans: sans(&["kubernetes", "10.233.0.1"]),
             key_matches: true,
         };
-        let d = decide(&facts, &sans(&["10.233.0.1", "lb.example", "172.30.0.10"]), Regenerate::MissingSans);
+        let d = decide(
+            &facts,
+            &sans(&["10.233.0.1", "lb.example", "172.30.0.10"]),
+            Regenerate::MissingSans,
+        );
         assert!(d.reissue());
-        assert_eq!(d.sans_after, sans(&["kubernetes", "10.233.0.1", "lb.example", "172.30.0.10"]));
+        assert_eq!(
+            d.sans_after,
+            sans(&["kubernetes", "10.233.0.1", "lb.example", "172.30.0.10"])
+        );
         assert_eq!(d.reasons, vec!["missing SANs: lb.example, 172.30.0.10"]);
     }
 

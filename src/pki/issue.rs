@@ -73,7 +73,11 @@ fn key_pem(key: &PKeyRef<Private>, spec: KeySpec, encoding: KeyEncoding) -> Resu
 }
 
 /// Issue a serving certificate signed by `ca_cert`/`ca_key`. `notAfter` is clamped to the CA's.
-pub fn issue(req: &IssueRequest<'_>, ca_cert: &X509Ref, ca_key: &PKeyRef<Private>) -> Result<IssuedPair> {
+pub fn issue(
+    req: &IssueRequest<'_>,
+    ca_cert: &X509Ref,
+    ca_key: &PKeyRef<Private>,
+) -> Result<IssuedPair> {
     let key = new_key(req.key_spec)?;
     let mut builder = X509::builder().map_err(ssl_err("start a certificate"))?;
     builder.set_version(2).map_err(ssl_err("set the version"))?;
@@ -83,14 +87,21 @@ pub fn issue(req: &IssueRequest<'_>, ca_cert: &X509Ref, ca_key: &PKeyRef<Private
         .rand(127, MsbOption::ONE, false)
         .map_err(ssl_err("draw a random serial"))?;
     let serial = Asn1Integer::from_bn(&serial).map_err(ssl_err("encode the serial"))?;
-    builder.set_serial_number(&serial).map_err(ssl_err("set the serial"))?;
-    builder.set_subject_name(req.subject).map_err(ssl_err("set the subject"))?;
+    builder
+        .set_serial_number(&serial)
+        .map_err(ssl_err("set the serial"))?;
+    builder
+        .set_subject_name(req.subject)
+        .map_err(ssl_err("set the subject"))?;
     builder
         .set_issuer_name(ca_cert.subject_name())
         .map_err(ssl_err("set the issuer"))?;
-    builder.set_pubkey(&key).map_err(ssl_err("set the public key"))?;
+    builder
+        .set_pubkey(&key)
+        .map_err(ssl_err("set the public key"))?;
 
-    let not_before = Asn1Time::from_unix(req.now_unix - BACKDATE_SECONDS).map_err(ssl_err("build notBefore"))?;
+    let not_before =
+        Asn1Time::from_unix(req.now_unix - BACKDATE_SECONDS).map_err(ssl_err("build notBefore"))?;
     let wanted_end = req.now_unix + i64::from(req.validity_days) * 86_400;
     let ca_end = super::material::unix_time(ca_cert.not_after())?;
     if ca_end <= req.now_unix {
@@ -99,26 +110,45 @@ pub fn issue(req: &IssueRequest<'_>, ca_cert: &X509Ref, ca_key: &PKeyRef<Private
             super::material::iso_time(ca_cert.not_after())?
         )));
     }
-    let not_after = Asn1Time::from_unix(wanted_end.min(ca_end)).map_err(ssl_err("build notAfter"))?;
-    builder.set_not_before(&not_before).map_err(ssl_err("set notBefore"))?;
-    builder.set_not_after(&not_after).map_err(ssl_err("set notAfter"))?;
+    let not_after =
+        Asn1Time::from_unix(wanted_end.min(ca_end)).map_err(ssl_err("build notAfter"))?;
+    builder
+        .set_not_before(&not_before)
+        .map_err(ssl_err("set notBefore"))?;
+    builder
+        .set_not_after(&not_after)
+        .map_err(ssl_err("set notAfter"))?;
 
-    let basic = BasicConstraints::new().critical().build().map_err(ssl_err("build basicConstraints"))?;
-    builder.append_extension(basic).map_err(ssl_err("add basicConstraints"))?;
+    let basic = BasicConstraints::new()
+        .critical()
+        .build()
+        .map_err(ssl_err("build basicConstraints"))?;
+    builder
+        .append_extension(basic)
+        .map_err(ssl_err("add basicConstraints"))?;
     let usage = KeyUsage::new()
         .critical()
         .digital_signature()
         .key_encipherment()
         .build()
         .map_err(ssl_err("build keyUsage"))?;
-    builder.append_extension(usage).map_err(ssl_err("add keyUsage"))?;
-    let eku = ExtendedKeyUsage::new().server_auth().build().map_err(ssl_err("build extKeyUsage"))?;
-    builder.append_extension(eku).map_err(ssl_err("add extKeyUsage"))?;
+    builder
+        .append_extension(usage)
+        .map_err(ssl_err("add keyUsage"))?;
+    let eku = ExtendedKeyUsage::new()
+        .server_auth()
+        .build()
+        .map_err(ssl_err("build extKeyUsage"))?;
+    builder
+        .append_extension(eku)
+        .map_err(ssl_err("add extKeyUsage"))?;
     let aki = AuthorityKeyIdentifier::new()
         .keyid(false)
         .build(&builder.x509v3_context(Some(ca_cert), None))
         .map_err(ssl_err("build authorityKeyIdentifier"))?;
-    builder.append_extension(aki).map_err(ssl_err("add authorityKeyIdentifier"))?;
+    builder
+        .append_extension(aki)
+        .map_err(ssl_err("add authorityKeyIdentifier"))?;
     if !req.sans.is_empty() {
         let mut san = SubjectAlternativeName::new();
         for name in req.sans {
@@ -130,7 +160,9 @@ pub fn issue(req: &IssueRequest<'_>, ca_cert: &X509Ref, ca_key: &PKeyRef<Private
         let san = san
             .build(&builder.x509v3_context(Some(ca_cert), None))
             .map_err(ssl_err("build subjectAltName"))?;
-        builder.append_extension(san).map_err(ssl_err("add subjectAltName"))?;
+        builder
+            .append_extension(san)
+            .map_err(ssl_err("add subjectAltName"))?;
     }
     builder
         .sign(ca_key, MessageDigest::sha256())

@@ -13,7 +13,10 @@ use std::path::Path;
 pub fn load_cert(path: &Path) -> Result<X509> {
     let bytes = fsio::read(path)?;
     X509::from_pem(&bytes).map_err(|_| {
-        Error::content(path, "is not a PEM certificate (expected -----BEGIN CERTIFICATE-----)")
+        Error::content(
+            path,
+            "is not a PEM certificate (expected -----BEGIN CERTIFICATE-----)",
+        )
     })
 }
 

@@ -50,10 +50,9 @@ impl San {
     pub fn same(&self, other: &San) -> bool {
         match (self, other) {
             (San::Ip(a), San::Ip(b)) => canonical_ip(*a) == canonical_ip(*b),
-            (San::Dns(a), San::Dns(b)) => {
-                a.trim_end_matches('.')
-                    .eq_ignore_ascii_case(b.trim_end_matches('.'))
-            }
+            (San::Dns(a), San::Dns(b)) => a
+                .trim_end_matches('.')
+                .eq_ignore_ascii_case(b.trim_end_matches('.')),
             _ => false,
         }
     }
@@ -150,7 +149,14 @@ mod tests {
 
     #[test]
     fn bad_names_are_refused_naming_the_value() {
-        for bad in ["", "a..b", "-bad.example", "a b", "10.0.0.1:6443", "https://x"] {
+        for bad in [
+            "",
+            "a..b",
+            "-bad.example",
+            "a b",
+            "10.0.0.1:6443",
+            "https://x",
+        ] {
             let err = San::parse(bad).unwrap_err();
             assert!(err.contains(&format!("{bad:?}")), "{err}");
         }

@@ -86,7 +86,13 @@ impl Pending {
     }
 
     pub fn describe(&self, done: bool) -> String {
-        let verb = |now: &str, later: &str| if done { now.to_string() } else { later.to_string() };
+        let verb = |now: &str, later: &str| {
+            if done {
+                now.to_string()
+            } else {
+                later.to_string()
+            }
+        };
         let j = &self.journal;
         match &self.plan {
             Plan::ForwardBoth | Plan::ForwardCert => format!(

@@ -123,7 +123,9 @@ impl HealthUrl {
             None => (rest, "/"),
         };
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, p) = v6.split_once(']').ok_or_else(|| bad("has an unclosed '['"))?;
+            let (h, p) = v6
+                .split_once(']')
+                .ok_or_else(|| bad("has an unclosed '['"))?;
             (format!("[{h}]"), p.strip_prefix(':'))
         } else {
             match authority.rsplit_once(':') {
@@ -183,7 +185,12 @@ pub fn target_for(
     let loopback = Ipv4Addr::LOCALHOST.to_string();
     let (mut host, mut port, mut path, https) = match component {
         Component::Kubelet => (loopback.clone(), 10248, "/healthz".to_string(), false),
-        _ => (loopback.clone(), secure_port(component, process)?, component.path().to_string(), true),
+        _ => (
+            loopback.clone(),
+            secure_port(component, process)?,
+            component.path().to_string(),
+            true,
+        ),
     };
     let cert_file = process.and_then(|p| p.flag("tls-cert-file"));
     if component == Component::KubeApiserver {
@@ -218,7 +225,10 @@ pub fn target_for(
     }
     let tls = if !https {
         None
-    } else if component == Component::KubeApiserver || cert_file.is_some() || component == Component::Kubelet {
+    } else if component == Component::KubeApiserver
+        || cert_file.is_some()
+        || component == Component::Kubelet
+    {
         Some(TlsConfig::with_ca(load_ca(ca_cert_path)?))
     } else {
         Some(TlsConfig {
@@ -263,10 +273,21 @@ mod tests {
     #[test]
     fn health_urls_parse_and_bad_ones_name_the_option() {
         let u = HealthUrl::parse("https://127.0.0.1:10259/healthz").unwrap();
-        assert_eq!((u.https, u.host.as_str(), u.port, u.path.as_str()), (true, "127.0.0.1", 10259, "/healthz"));
+        assert_eq!(
+            (u.https, u.host.as_str(), u.port, u.path.as_str()),
+            (true, "127.0.0.1", 10259, "/healthz")
+        );
         let u = HealthUrl::parse("http://[::1]:10248").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("[::1]", 10248, "/"));
-        for bad in ["127.0.0.1:10259", "https://127.0.0.1/healthz", "https://x:0/", "ftp://x:1/"] {
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("[::1]", 10248, "/")
+        );
+        for bad in [
+            "127.0.0.1:10259",
+            "https://127.0.0.1/healthz",
+            "https://x:0/",
+            "ftp://x:1/",
+        ] {
             let e = HealthUrl::parse(bad).unwrap_err().to_string();
             assert!(e.contains("health_url") && e.contains(bad), "{e}");
         }
@@ -277,9 +298,19 @@ mod tests {
         let p = Process {
             pid: 1,
             comm: "kube-controller".into(),
-            argv: vec!["kube-controller-manager".into(), "--secure-port=20257".into(), "--bind-address=0.0.0.0".into()],
+            argv: vec![
+                "kube-controller-manager".into(),
+                "--secure-port=20257".into(),
+                "--bind-address=0.0.0.0".into(),
+            ],
         };
-        let t = target_for(Component::KubeControllerManager, Some(&p), Path::new("/nonexistent"), None).unwrap();
+        let t = target_for(
+            Component::KubeControllerManager,
+            Some(&p),
+            Path::new("/nonexistent"),
+            None,
+        )
+        .unwrap();
         assert_eq!(t.url(), "https://127.0.0.1:20257/healthz");
         assert!(matches!(t.tls.unwrap().trust, Trust::SelfSignedLocalhost));
         let k = target_for(Component::Kubelet, None, Path::new("/nonexistent"), None).unwrap();

@@ -46,11 +46,18 @@ impl ComponentRestart {
     pub fn from_options(mut o: Options) -> Result<Self> {
         let name = o.required_string("name")?;
         let component = Component::parse(&name).ok_or_else(|| {
-            Error::option("name", format!("{name:?} is not one of: {}", Component::NAMES.join(", ")))
+            Error::option(
+                "name",
+                format!("{name:?} is not one of: {}", Component::NAMES.join(", ")),
+            )
         })?;
         let timeout = Duration::from_secs(o.int_or("timeout", 120, 1, 3600)? as u64);
-        let health_url = o.string("health_url")?.map(|u| HealthUrl::parse(&u)).transpose()?;
-        let ca_cert_path = PathBuf::from(o.string_or("ca_cert_path", "/etc/kubernetes/ssl/ca.crt")?);
+        let health_url = o
+            .string("health_url")?
+            .map(|u| HealthUrl::parse(&u))
+            .transpose()?;
+        let ca_cert_path =
+            PathBuf::from(o.string_or("ca_cert_path", "/etc/kubernetes/ssl/ca.crt")?);
         o.finish()?;
         Ok(ComponentRestart {
             component,
@@ -68,7 +75,12 @@ impl ComponentRestart {
     }
 
     fn target(&self, p: Option<&Process>) -> Result<HealthTarget> {
-        health::target_for(self.component, p, &self.ca_cert_path, self.health_url.as_ref())
+        health::target_for(
+            self.component,
+            p,
+            &self.ca_cert_path,
+            self.health_url.as_ref(),
+        )
     }
 
     /// The running process of the component; with several (e.g. several test beds on one host),
@@ -108,16 +120,25 @@ impl ComponentRestart {
         };
         let target = self.target(Some(&old))?;
         if check_mode {
-            return Ok(ModuleOutput::new(true, format!("would send SIGTERM to {name} (pid {}) and wait for kubelet to start a new one", old.pid))
-                .field("pid_before", old.pid)
-                .field("pid_after", Value::Null)
-                .field("waited_seconds", 0.0)
-                .field("health", json!({"url": target.url()})));
+            return Ok(ModuleOutput::new(
+                true,
+                format!(
+                    "would send SIGTERM to {name} (pid {}) and wait for kubelet to start a new one",
+                    old.pid
+                ),
+            )
+            .field("pid_before", old.pid)
+            .field("pid_after", Value::Null)
+            .field("waited_seconds", 0.0)
+            .field("health", json!({"url": target.url()})));
         }
         let started = Instant::now();
         let deadline = started + self.timeout;
         kill(Pid::from_raw(old.pid), Signal::SIGTERM).map_err(|e| {
-            Error::Refused(format!("cannot send SIGTERM to {name} (pid {}): {e}; run the module as root", old.pid))
+            Error::Refused(format!(
+                "cannot send SIGTERM to {name} (pid {}): {e}; run the module as root",
+                old.pid
+            ))
         })?;
         let mut last = LastState {
             pid_seen: Some(old.pid),
@@ -125,12 +146,20 @@ impl ComponentRestart {
         };
         // A new process, started by kubelet.
         let new = loop {
-            let now: Vec<Process> = self.running()?.into_iter().filter(|p| p.pid != old.pid).collect();
+            let now: Vec<Process> = self
+                .running()?
+                .into_iter()
+                .filter(|p| p.pid != old.pid)
+                .collect();
             if let Some(p) = now.into_iter().next() {
                 break p;
             }
             if Instant::now() >= deadline {
-                let old_state = if process::alive(old.pid) { "still running" } else { "exited" };
+                let old_state = if process::alive(old.pid) {
+                    "still running"
+                } else {
+                    "exited"
+                };
                 return Err(Error::Timeout(format!(
                     "{name}: no new process within {}s after SIGTERM to pid {} (old process {old_state}); check that kubelet is running (systemctl status kubelet: {}) and the manifest /etc/kubernetes/manifests/{name}.yaml",
                     self.timeout.as_secs(),
@@ -150,11 +179,14 @@ impl ComponentRestart {
         let before = systemd::main_pid("kubelet")?;
         let target = self.target(None)?;
         if check_mode {
-            return Ok(ModuleOutput::new(true, format!("would run `systemctl restart kubelet` (MainPID {before})"))
-                .field("pid_before", before)
-                .field("pid_after", Value::Null)
-                .field("waited_seconds", 0.0)
-                .field("health", json!({"url": target.url()})));
+            return Ok(ModuleOutput::new(
+                true,
+                format!("would run `systemctl restart kubelet` (MainPID {before})"),
+            )
+            .field("pid_before", before)
+            .field("pid_after", Value::Null)
+            .field("waited_seconds", 0.0)
+            .field("health", json!({"url": target.url()})));
         }
         let started = Instant::now();
         let deadline = started + self.timeout;
@@ -187,7 +219,14 @@ impl ComponentRestart {
         still_there: impl Fn() -> bool,
     ) -> Result<HealthAnswer> {
         loop {
-            let answer = health::probe(target, PROBE_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(200))));
+            let answer = health::probe(
+                target,
+                PROBE_TIMEOUT.min(
+                    deadline
+                        .saturating_duration_since(Instant::now())
+                        .max(Duration::from_millis(200)),
+                ),
+            );
             if answer.ok {
                 return Ok(answer);
             }
@@ -214,7 +253,14 @@ impl ComponentRestart {
         }
     }
 
-    fn report(&self, before: i32, after: i32, started: Instant, target: &HealthTarget, answer: &HealthAnswer) -> ModuleOutput {
+    fn report(
+        &self,
+        before: i32,
+        after: i32,
+        started: Instant,
+        target: &HealthTarget,
+        answer: &HealthAnswer,
+    ) -> ModuleOutput {
         let waited = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
         ModuleOutput::new(
             true,
@@ -226,6 +272,9 @@ impl ComponentRestart {
         .field("pid_before", before)
         .field("pid_after", after)
         .field("waited_seconds", waited)
-        .field("health", json!({"url": target.url(), "status": answer.status, "body": answer.detail}))
+        .field(
+            "health",
+            json!({"url": target.url(), "status": answer.status, "body": answer.detail}),
+        )
     }
 }

@@ -53,7 +53,10 @@ fn read_process(dir: &Path, pid: i32) -> Option<Process> {
     if state == 'Z' || state == 'X' {
         return None;
     }
-    let comm = fs::read_to_string(dir.join("comm")).ok()?.trim_end().to_string();
+    let comm = fs::read_to_string(dir.join("comm"))
+        .ok()?
+        .trim_end()
+        .to_string();
     let raw = fs::read(dir.join("cmdline")).ok()?;
     let argv = raw
         .split(|b| *b == 0)
@@ -71,7 +74,11 @@ pub fn find(name: &str) -> Vec<Process> {
         return out;
     };
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         if pid == me {
@@ -102,17 +109,41 @@ mod tests {
 
     #[test]
     fn names_match_by_argv0_or_comm_with_the_script_in_argv1() {
-        assert!(is_component("kube-apiserver", &v(&["kube-apiserver", "--x"]), "kube-apiserver"));
-        assert!(is_component("python3", &v(&["/usr/local/bin/kube-scheduler"]), "kube-scheduler"));
+        assert!(is_component(
+            "kube-apiserver",
+            &v(&["kube-apiserver", "--x"]),
+            "kube-apiserver"
+        ));
+        assert!(is_component(
+            "python3",
+            &v(&["/usr/local/bin/kube-scheduler"]),
+            "kube-scheduler"
+        ));
         assert!(is_component(
             "kube-controller",
-            &v(&["/usr/bin/python3", "/usr/local/bin/kube-controller-manager", "--secure-port=10257"]),
+            &v(&[
+                "/usr/bin/python3",
+                "/usr/local/bin/kube-controller-manager",
+                "--secure-port=10257"
+            ]),
             "kube-controller-manager"
         ));
         // comm truncated, but the process is something else
-        assert!(!is_component("kube-controller", &v(&["/usr/bin/kube-controller-foo"]), "kube-controller-manager"));
-        assert!(!is_component("bash", &v(&["bash", "-c", "kube-apiserver"]), "kube-apiserver"));
-        assert!(is_component("kube-scheduler", &v(&["/usr/bin/python3", "/x/kube-scheduler"]), "kube-scheduler"));
+        assert!(!is_component(
+            "kube-controller",
+            &v(&["/usr/bin/kube-controller-foo"]),
+            "kube-controller-manager"
+        ));
+        assert!(!is_component(
+            "bash",
+            &v(&["bash", "-c", "kube-apiserver"]),
+            "kube-apiserver"
+        ));
+        assert!(is_component(
+            "kube-scheduler",
+            &v(&["/usr/bin/python3", "/x/kube-scheduler"]),
+            "kube-scheduler"
+        ));
     }
 
     #[test]
@@ -120,7 +151,12 @@ mod tests {
         let p = Process {
             pid: 1,
             comm: "kube-apiserver".into(),
-            argv: v(&["kube-apiserver", "--secure-port=7443", "--advertise-address", "10.0.0.1"]),
+            argv: v(&[
+                "kube-apiserver",
+                "--secure-port=7443",
+                "--advertise-address",
+                "10.0.0.1",
+            ]),
         };
         assert_eq!(p.flag("secure-port").as_deref(), Some("7443"));
         assert_eq!(p.flag("advertise-address").as_deref(), Some("10.0.0.1"));

@@ -30,12 +30,20 @@ pub fn main_pid(unit: &str) -> Result<i32> {
 
 /// `ActiveState/SubState` of the unit, for messages.
 pub fn state(unit: &str) -> String {
-    systemctl(&["show", "-p", "ActiveState", "-p", "SubState", "--value", unit])
-        .map(|s| s.replace('\n', "/"))
-        .unwrap_or_else(|e| {
-            let text = e.to_string();
-            format!("unknown ({})", text.lines().next().unwrap_or(""))
-        })
+    systemctl(&[
+        "show",
+        "-p",
+        "ActiveState",
+        "-p",
+        "SubState",
+        "--value",
+        unit,
+    ])
+    .map(|s| s.replace('\n', "/"))
+    .unwrap_or_else(|e| {
+        let text = e.to_string();
+        format!("unknown ({})", text.lines().next().unwrap_or(""))
+    })
 }
 
 pub fn restart(unit: &str) -> Result<()> {

@@ -52,26 +52,35 @@ pub struct HaVerify {
 impl HaVerify {
     pub fn from_options(mut o: Options) -> Result<Self> {
         let endpoint = Endpoint::parse(&o.required_string("endpoint")?, "endpoint")?;
-        let ca_cert_path = PathBuf::from(o.string_or("ca_cert_path", "/etc/kubernetes/ssl/ca.crt")?);
+        let ca_cert_path =
+            PathBuf::from(o.string_or("ca_cert_path", "/etc/kubernetes/ssl/ca.crt")?);
         let kubeconfig = PathBuf::from(o.string_or("kubeconfig", "/etc/kubernetes/admin.conf")?);
-        let drill = match o.choice_or("drill", &["none", "local_apiserver"], "none")?.as_str() {
+        let drill = match o
+            .choice_or("drill", &["none", "local_apiserver"], "none")?
+            .as_str()
+        {
             "local_apiserver" => Drill::LocalApiserver,
             _ => Drill::None,
         };
         let requests = o.int_or("requests", 20, 1, 10_000)? as u32;
         let interval = Duration::from_millis(o.int_or("interval_ms", 100, 0, 10_000)? as u64);
         let timeout = Duration::from_secs(o.int_or("timeout", 120, 1, 3600)? as u64);
-        let manifests_dir = PathBuf::from(o.string_or("manifests_dir", "/etc/kubernetes/manifests")?);
-        let park_dir = PathBuf::from(o.string_or("drill_park_dir", "/etc/kubernetes/manifests-kubeha-drill")?);
+        let manifests_dir =
+            PathBuf::from(o.string_or("manifests_dir", "/etc/kubernetes/manifests")?);
+        let park_dir =
+            PathBuf::from(o.string_or("drill_park_dir", "/etc/kubernetes/manifests-kubeha-drill")?);
         if park_dir.starts_with(&manifests_dir) {
             return Err(Error::option(
                 "drill_park_dir",
                 format!("{} is inside the manifests directory {}; kubelet would run the parked manifest: choose a directory outside it", park_dir.display(), manifests_dir.display()),
             ));
         }
-        let local_health_url = o.string("local_health_url")?.map(|u| {
-            HealthUrl::parse(&u).map_err(|e| Error::option("local_health_url", e.to_string()))
-        }).transpose()?;
+        let local_health_url = o
+            .string("local_health_url")?
+            .map(|u| {
+                HealthUrl::parse(&u).map_err(|e| Error::option("local_health_url", e.to_string()))
+            })
+            .transpose()?;
         o.finish()?;
         Ok(HaVerify {
             endpoint,
@@ -99,7 +108,10 @@ impl HaVerify {
             out.changed = true;
             out.warnings.push(what.clone());
         }
-        out.set("restored_leftover", leftover.clone().map(Value::String).unwrap_or(Value::Null));
+        out.set(
+            "restored_leftover",
+            leftover.clone().map(Value::String).unwrap_or(Value::Null),
+        );
 
         let probe = Prober::new(self)?;
         out.set("endpoint", self.endpoint.to_string());
@@ -110,7 +122,12 @@ impl HaVerify {
         match (&readyz, &auth) {
             (Ok(_), Ok(_)) => {}
             (Err(e), _) => return Err(Error::remote(self.endpoint.url(), format!("/readyz: {e}"))),
-            (_, Err(e)) => return Err(Error::remote(self.endpoint.url(), format!("authenticated GET: {e}"))),
+            (_, Err(e)) => {
+                return Err(Error::remote(
+                    self.endpoint.url(),
+                    format!("authenticated GET: {e}"),
+                ))
+            }
         }
         if self.drill == Drill::None || check_mode {
             out.msg = format!(
@@ -126,7 +143,12 @@ impl HaVerify {
     }
 
     fn local_target(&self, p: Option<&process::Process>) -> Result<HealthTarget> {
-        health::target_for(Component::KubeApiserver, p, &self.ca_cert_path, self.local_health_url.as_ref())
+        health::target_for(
+            Component::KubeApiserver,
+            p,
+            &self.ca_cert_path,
+            self.local_health_url.as_ref(),
+        )
     }
 
     fn local_apiserver(&self) -> Result<Option<process::Process>> {
@@ -164,7 +186,9 @@ impl HaVerify {
         out.set("restored", restored.is_ok());
         let ready = match &restored {
             Ok(()) => self.wait_ready_again(&local, Instant::now() + self.timeout),
-            Err(e) => Err(Error::Refused(format!("could not restore the kube-apiserver manifest: {e}"))),
+            Err(e) => Err(Error::Refused(format!(
+                "could not restore the kube-apiserver manifest: {e}"
+            ))),
         };
         let stats = match outcome {
             Ok(s) => s,
@@ -173,7 +197,10 @@ impl HaVerify {
                     Ok(_) => "the local apiserver is back and ready".to_string(),
                     Err(r) => r.to_string(),
                 };
-                return Err(Error::Refused(format!("drill aborted: {e}; the manifest was restored: {}; {ready_note}", restored.is_ok())));
+                return Err(Error::Refused(format!(
+                    "drill aborted: {e}; the manifest was restored: {}; {ready_note}",
+                    restored.is_ok()
+                )));
             }
         };
         let back_at = ready?;
@@ -181,9 +208,21 @@ impl HaVerify {
         out.set("requests_ok", stats.ok);
         out.set("requests_failed", stats.failed);
         out.set("latency_ms", stats.latency_json());
-        out.set("apiserver_stopped_seconds", (stopped_seconds * 1000.0).round() / 1000.0);
+        out.set(
+            "apiserver_stopped_seconds",
+            (stopped_seconds * 1000.0).round() / 1000.0,
+        );
         out.set("pid_before", old.pid);
-        out.set("failures", Value::Array(stats.errors.iter().map(|e| Value::String(e.clone())).collect()));
+        out.set(
+            "failures",
+            Value::Array(
+                stats
+                    .errors
+                    .iter()
+                    .map(|e| Value::String(e.clone()))
+                    .collect(),
+            ),
+        );
         if stats.failed > 0 {
             return Err(Error::Refused(format!(
                 "drill: {} of {} requests through {} failed while the local apiserver was down (first: {}); the apiserver was restored and is ready",
@@ -203,7 +242,13 @@ impl HaVerify {
         Ok(out)
     }
 
-    fn hold_down_and_probe(&self, probe: &Prober, old: &process::Process, local: &HealthTarget, deadline: Instant) -> Result<DrillStats> {
+    fn hold_down_and_probe(
+        &self,
+        probe: &Prober,
+        old: &process::Process,
+        local: &HealthTarget,
+        deadline: Instant,
+    ) -> Result<DrillStats> {
         // Wait for kubelet to stop the pod; past half the time allowed, stop it ourselves.
         let half = Instant::now() + self.timeout / 2;
         let mut signalled = false;
@@ -214,7 +259,11 @@ impl HaVerify {
                 signalled = true;
             }
             if Instant::now() >= deadline {
-                return Err(Error::Timeout(format!("kube-apiserver (pid {}) still runs {}s after its manifest was parked", old.pid, self.timeout.as_secs())));
+                return Err(Error::Timeout(format!(
+                    "kube-apiserver (pid {}) still runs {}s after its manifest was parked",
+                    old.pid,
+                    self.timeout.as_secs()
+                )));
             }
             std::thread::sleep(POLL);
         }
@@ -233,7 +282,9 @@ impl HaVerify {
             match probe.authenticated() {
                 Ok(_) => {
                     stats.ok += 1;
-                    stats.latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+                    stats
+                        .latencies
+                        .push(started.elapsed().as_secs_f64() * 1000.0);
                 }
                 Err(e) => {
                     stats.failed += 1;
@@ -256,7 +307,11 @@ impl HaVerify {
                 if a.ok {
                     return Ok(Instant::now());
                 }
-                last = format!("{}{}", a.status.map(|s| format!("HTTP {s} ")).unwrap_or_default(), a.detail);
+                last = format!(
+                    "{}{}",
+                    a.status.map(|s| format!("HTTP {s} ")).unwrap_or_default(),
+                    a.detail
+                );
             } else {
                 last = "no kube-apiserver process yet".into();
             }
@@ -289,7 +344,13 @@ struct DrillStats {
 
 impl DrillStats {
     fn new(stopped_at: Instant) -> Self {
-        DrillStats { stopped_at, ok: 0, failed: 0, latencies: Vec::new(), errors: Vec::new() }
+        DrillStats {
+            stopped_at,
+            ok: 0,
+            failed: 0,
+            latencies: Vec::new(),
+            errors: Vec::new(),
+        }
     }
 
     fn latency_json(&self) -> Value {
@@ -321,7 +382,11 @@ impl Prober {
         let cas = ca_certs_from_pem(&ca_pem, &v.ca_cert_path.display().to_string())?;
         let config = Kubeconfig::load(&v.kubeconfig)?;
         let creds = config.client_credentials()?;
-        let identity = ClientIdentity::from_pem(creds.cert_pem.expose(), creds.key_pem.expose(), &v.kubeconfig.display().to_string())?;
+        let identity = ClientIdentity::from_pem(
+            creds.cert_pem.expose(),
+            creds.key_pem.expose(),
+            &v.kubeconfig.display().to_string(),
+        )?;
         let anonymous = TlsConfig::with_ca(cas);
         let mut authenticated = anonymous.clone();
         authenticated.identity = Some(identity);
@@ -336,7 +401,13 @@ impl Prober {
     }
 
     fn get(&self, tls: &TlsConfig, path: &str) -> std::result::Result<Response, String> {
-        http::https(&self.host, self.port, tls, &Request::get(path), self.timeout)
+        http::https(
+            &self.host,
+            self.port,
+            tls,
+            &Request::get(path),
+            self.timeout,
+        )
     }
 
     fn readyz(&self) -> std::result::Result<String, String> {

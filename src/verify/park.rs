@@ -19,7 +19,11 @@ extern "C" fn on_signal(_: nix::libc::c_int) {
 
 /// Catch SIGTERM, SIGINT and SIGHUP: they set a flag the drill polls.
 pub fn catch_signals() -> Result<()> {
-    let action = SigAction::new(SigHandler::Handler(on_signal), SaFlags::empty(), SigSet::empty());
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
     for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         unsafe { sigaction(sig, &action) }
@@ -118,7 +122,8 @@ impl Parked {
         }
         if let Some(dir) = paths.parked.parent() {
             if !dir.exists() {
-                fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create the drill park directory", e))?;
+                fs::create_dir_all(dir)
+                    .map_err(|e| Error::io(dir, "create the drill park directory", e))?;
                 use std::os::unix::fs::PermissionsExt;
                 fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
                     .map_err(|e| Error::io(dir, "set the mode of", e))?;

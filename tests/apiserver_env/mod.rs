@@ -16,7 +16,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn write(path: &Path, bytes: &[u8], mode: u32) {
@@ -41,7 +45,10 @@ pub fn emulator() -> PathBuf {
 }
 
 fn kill(child: &mut Child) {
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
@@ -54,7 +61,12 @@ fn kill(child: &mut Child) {
 }
 
 /// etcd's member cert: serverAuth AND clientAuth (etcd's gateway dials itself with it).
-fn etcd_member_cert(pki: &Pki) -> (openssl::x509::X509, openssl::pkey::PKey<openssl::pkey::Private>) {
+fn etcd_member_cert(
+    pki: &Pki,
+) -> (
+    openssl::x509::X509,
+    openssl::pkey::PKey<openssl::pkey::Private>,
+) {
     use openssl::x509::extension::{ExtendedKeyUsage, SubjectAlternativeName};
     let key = crate::common::rsa2048();
     let mut name = openssl::x509::X509NameBuilder::new().unwrap();
@@ -62,16 +74,36 @@ fn etcd_member_cert(pki: &Pki) -> (openssl::x509::X509, openssl::pkey::PKey<open
     let name = name.build();
     let mut b = openssl::x509::X509::builder().unwrap();
     b.set_version(2).unwrap();
-    b.set_serial_number(&openssl::bn::BigNum::from_u32(7).unwrap().to_asn1_integer().unwrap()).unwrap();
+    b.set_serial_number(
+        &openssl::bn::BigNum::from_u32(7)
+            .unwrap()
+            .to_asn1_integer()
+            .unwrap(),
+    )
+    .unwrap();
     b.set_subject_name(&name).unwrap();
     b.set_issuer_name(pki.ca.subject_name()).unwrap();
     b.set_pubkey(&key).unwrap();
-    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap()).unwrap();
-    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(2).unwrap()).unwrap();
-    b.append_extension(ExtendedKeyUsage::new().server_auth().client_auth().build().unwrap()).unwrap();
-    let san = SubjectAlternativeName::new().dns("localhost").ip("127.0.0.1").build(&b.x509v3_context(Some(&pki.ca), None)).unwrap();
+    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(2).unwrap())
+        .unwrap();
+    b.append_extension(
+        ExtendedKeyUsage::new()
+            .server_auth()
+            .client_auth()
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let san = SubjectAlternativeName::new()
+        .dns("localhost")
+        .ip("127.0.0.1")
+        .build(&b.x509v3_context(Some(&pki.ca), None))
+        .unwrap();
     b.append_extension(san).unwrap();
-    b.sign(&pki.ca_key, openssl::hash::MessageDigest::sha256()).unwrap();
+    b.sign(&pki.ca_key, openssl::hash::MessageDigest::sha256())
+        .unwrap();
     (b.build(), key)
 }
 
@@ -101,7 +133,13 @@ impl Cluster {
         let pki = Pki::new();
         write(&d.join("ca.crt"), &pki.ca.to_pem().unwrap(), 0o644);
         write(&d.join("ca.key"), &key_pem(&pki.ca_key), 0o600);
-        let (crt, key) = pki.leaf("kube-apiserver", &[], &["localhost", "kubernetes"], &["127.0.0.1"], true);
+        let (crt, key) = pki.leaf(
+            "kube-apiserver",
+            &[],
+            &["localhost", "kubernetes"],
+            &["127.0.0.1"],
+            true,
+        );
         write(&d.join("apiserver.crt"), &crt.to_pem().unwrap(), 0o644);
         write(&d.join("apiserver.key"), &key_pem(&key), 0o600);
         let (crt, key) = pki.leaf("kubernetes-admin", &["system:masters"], &[], &[], false);
@@ -109,7 +147,11 @@ impl Cluster {
         write(&d.join("admin.key"), &key_pem(&key), 0o600);
         // etcd has its own CA, as in kubespray.
         let etcd_pki = Pki::new();
-        write(&d.join("etcd-ca.crt"), &etcd_pki.ca.to_pem().unwrap(), 0o644);
+        write(
+            &d.join("etcd-ca.crt"),
+            &etcd_pki.ca.to_pem().unwrap(),
+            0o644,
+        );
         let (crt, key) = etcd_member_cert(&etcd_pki);
         write(&d.join("etcd.crt"), &crt.to_pem().unwrap(), 0o644);
         write(&d.join("etcd.key"), &key_pem(&key), 0o600);
@@ -125,13 +167,24 @@ impl Cluster {
         let etcd = Command::new(etcd_bin)
             .args(["--name", "t1", "--data-dir"])
             .arg(d.join("etcd-data"))
-            .args(["--listen-client-urls", &etcd_url, "--advertise-client-urls", &etcd_url])
+            .args([
+                "--listen-client-urls",
+                &etcd_url,
+                "--advertise-client-urls",
+                &etcd_url,
+            ])
             .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
-            .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
+            .args([
+                "--initial-advertise-peer-urls",
+                &format!("http://127.0.0.1:{peer}"),
+            ])
             .args(["--initial-cluster", &format!("t1=http://127.0.0.1:{peer}")])
-            .arg("--cert-file").arg(d.join("etcd.crt"))
-            .arg("--key-file").arg(d.join("etcd.key"))
-            .arg("--trusted-ca-file").arg(d.join("etcd-ca.crt"))
+            .arg("--cert-file")
+            .arg(d.join("etcd.crt"))
+            .arg("--key-file")
+            .arg(d.join("etcd.key"))
+            .arg("--trusted-ca-file")
+            .arg(d.join("etcd-ca.crt"))
             .arg("--client-cert-auth")
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
@@ -163,31 +216,58 @@ impl Cluster {
         cmd.arg("--advertise-address=127.0.0.1")
             .args(["--bind-address", "127.0.0.1"])
             .arg(format!("--secure-port={port}"))
-            .arg(format!("--tls-cert-file={}", d.join("apiserver.crt").display()))
-            .arg(format!("--tls-private-key-file={}", d.join("apiserver.key").display()))
+            .arg(format!(
+                "--tls-cert-file={}",
+                d.join("apiserver.crt").display()
+            ))
+            .arg(format!(
+                "--tls-private-key-file={}",
+                d.join("apiserver.key").display()
+            ))
             .arg(format!("--client-ca-file={}", d.join("ca.crt").display()))
             .arg(format!("--etcd-servers={}", self.etcd_url))
             .arg(format!("--etcd-cafile={}", d.join("etcd-ca.crt").display()))
-            .arg(format!("--etcd-certfile={}", d.join("etcd-client.crt").display()))
-            .arg(format!("--etcd-keyfile={}", d.join("etcd-client.key").display()))
-            .arg(format!("--token-auth-file={}", d.join("tokens.csv").display()))
+            .arg(format!(
+                "--etcd-certfile={}",
+                d.join("etcd-client.crt").display()
+            ))
+            .arg(format!(
+                "--etcd-keyfile={}",
+                d.join("etcd-client.key").display()
+            ))
+            .arg(format!(
+                "--token-auth-file={}",
+                d.join("tokens.csv").display()
+            ))
             .arg("--shutdown-delay-duration=1s")
             .env("KUBEHA_EMU_LOG_DIR", d.join(format!("log-{port}")))
             .env("KUBEHA_EMU_STATUS_DIR", d.join(format!("run-{port}")))
-            .stdout(Stdio::from(fs::File::create(d.join(format!("apiserver-{port}.out"))).unwrap()))
-            .stderr(Stdio::from(fs::File::create(d.join(format!("apiserver-{port}.err"))).unwrap()));
+            .stdout(Stdio::from(
+                fs::File::create(d.join(format!("apiserver-{port}.out"))).unwrap(),
+            ))
+            .stderr(Stdio::from(
+                fs::File::create(d.join(format!("apiserver-{port}.err"))).unwrap(),
+            ));
         cmd
     }
 
     fn spawn_apiserver(&self, port: u16) -> Child {
-        self.apiserver_command(port).spawn().expect("start the kube-apiserver emulator")
+        self.apiserver_command(port)
+            .spawn()
+            .expect("start the kube-apiserver emulator")
     }
 
     pub fn wait_ready(&self, port: u16) {
         let tls = TlsConfig::with_ca(vec![self.pki.ca.clone()]);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = http::https("127.0.0.1", port, &tls, &Request::get("/readyz"), Duration::from_secs(2)) {
+            if let Ok(r) = http::https(
+                "127.0.0.1",
+                port,
+                &tls,
+                &Request::get("/readyz"),
+                Duration::from_secs(2),
+            ) {
                 if r.status == 200 {
                     return;
                 }
@@ -196,7 +276,13 @@ impl Cluster {
                 Instant::now() < deadline,
                 "apiserver emulator on {port} not ready: {} / etcd: {}",
                 fs::read_to_string(self.path(&format!("apiserver-{port}.err"))).unwrap_or_default(),
-                fs::read_to_string(self.path("etcd.log")).unwrap_or_default().lines().rev().take(5).collect::<Vec<_>>().join("\n")
+                fs::read_to_string(self.path("etcd.log"))
+                    .unwrap_or_default()
+                    .lines()
+                    .rev()
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .join("\n")
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -205,7 +291,12 @@ impl Cluster {
     pub fn admin_tls(&self) -> TlsConfig {
         let mut tls = TlsConfig::with_ca(vec![self.pki.ca.clone()]);
         tls.identity = Some(
-            ClientIdentity::from_pem(&fs::read(self.path("admin.crt")).unwrap(), &fs::read(self.path("admin.key")).unwrap(), "test admin").unwrap(),
+            ClientIdentity::from_pem(
+                &fs::read(self.path("admin.crt")).unwrap(),
+                &fs::read(self.path("admin.key")).unwrap(),
+                "test admin",
+            )
+            .unwrap(),
         );
         tls
     }
@@ -219,11 +310,22 @@ impl Cluster {
             content_type: bytes.as_ref().map(|_| "application/json"),
             body: bytes.as_deref(),
         };
-        http::https("127.0.0.1", self.apiservers[0].0, &self.admin_tls(), &req, Duration::from_secs(10)).unwrap()
+        http::https(
+            "127.0.0.1",
+            self.apiservers[0].0,
+            &self.admin_tls(),
+            &req,
+            Duration::from_secs(10),
+        )
+        .unwrap()
     }
 
     pub fn configmap(&self, ns: &str, name: &str) -> Value {
-        let r = self.request("GET", &format!("/api/v1/namespaces/{ns}/configmaps/{name}"), None);
+        let r = self.request(
+            "GET",
+            &format!("/api/v1/namespaces/{ns}/configmaps/{name}"),
+            None,
+        );
         assert_eq!(r.status, 200, "{}", r.text());
         serde_json::from_slice(&r.body).unwrap()
     }
@@ -246,25 +348,54 @@ impl Cluster {
 
     fn seed(&self) {
         for ns in ["kube-system", "kube-public"] {
-            let r = self.request("POST", "/api/v1/namespaces", Some(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})));
-            assert!(r.status == 201 || r.status == 200 || r.status == 409, "{}", r.text());
+            let r = self.request(
+                "POST",
+                "/api/v1/namespaces",
+                Some(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})),
+            );
+            assert!(
+                r.status == 201 || r.status == 200 || r.status == 409,
+                "{}",
+                r.text()
+            );
         }
         let ca_b64 = openssl::base64::encode_block(&self.pki.ca.to_pem().unwrap());
         let objects = [
-            ("kube-system", "kube-proxy", json!({
-                "config.conf": "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nclientConnection:\n  kubeconfig: /var/lib/kube-proxy/kubeconfig.conf\nmode: iptables\n",
-                "kubeconfig.conf": KUBE_PROXY_KUBECONFIG,
-            })),
-            ("kube-system", "kubeadm-config", json!({"ClusterConfiguration": CLUSTER_CONFIGURATION})),
-            ("kube-public", "cluster-info", json!({
-                "kubeconfig": format!("apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: {ca_b64}\n    server: https://172.30.0.11:6443\n  name: \"\"\ncontexts: null\ncurrent-context: \"\"\nkind: Config\npreferences: {{}}\nusers: null\n"),
-                "jws-kubeconfig-abcdef": "eyJhbGciOiJIUzI1NiIsImtpZCI6ImFiY2RlZiJ9..x",
-            })),
+            (
+                "kube-system",
+                "kube-proxy",
+                json!({
+                    "config.conf": "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nclientConnection:\n  kubeconfig: /var/lib/kube-proxy/kubeconfig.conf\nmode: iptables\n",
+                    "kubeconfig.conf": KUBE_PROXY_KUBECONFIG,
+                }),
+            ),
+            (
+                "kube-system",
+                "kubeadm-config",
+                json!({"ClusterConfiguration": CLUSTER_CONFIGURATION}),
+            ),
+            (
+                "kube-public",
+                "cluster-info",
+                json!({
+                    "kubeconfig": format!("apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: {ca_b64}\n    server: https://172.30.0.11:6443\n  name: \"\"\ncontexts: null\ncurrent-context: \"\"\nkind: Config\npreferences: {{}}\nusers: null\n"),
+                    "jws-kubeconfig-abcdef": "eyJhbGciOiJIUzI1NiIsImtpZCI6ImFiY2RlZiJ9..x",
+                }),
+            ),
         ];
         for (ns, name, data) in objects {
             let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns}, "data": data});
-            let r = self.request("POST", &format!("/api/v1/namespaces/{ns}/configmaps"), Some(&body));
-            assert!(r.status == 201 || r.status == 200, "seed {ns}/{name}: {} {}", r.status, r.text());
+            let r = self.request(
+                "POST",
+                &format!("/api/v1/namespaces/{ns}/configmaps"),
+                Some(&body),
+            );
+            assert!(
+                r.status == 201 || r.status == 200,
+                "seed {ns}/{name}: {} {}",
+                r.status,
+                r.text()
+            );
         }
     }
 }

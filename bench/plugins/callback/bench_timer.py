@@ -92,7 +92,7 @@ class CallbackModule(CallbackBase):
         self._close_task(now)
         self._current = {"name": task.get_name(), "path": task.get_path() or "", "action": task.action,
                          "handler": handler, "play": self._plays[-1]["name"] if self._plays else "",
-                         "start": now, "end": None}
+                         "start": now, "end": None, "results": {}}
 
     def v2_playbook_on_play_start(self, play):
         now = time.time()
@@ -106,6 +106,25 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_handler_task_start(self, task):
         self._open_task(task, handler=True)
+
+    def _result(self, result, status):
+        if self._current is None:
+            return
+        if status == "ok" and result._result.get("changed"):
+            status = "changed"
+        self._current["results"][result._host.get_name()] = status
+
+    def v2_runner_on_ok(self, result):
+        self._result(result, "ok")
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        self._result(result, "failed")
+
+    def v2_runner_on_skipped(self, result):
+        self._result(result, "skipped")
+
+    def v2_runner_on_unreachable(self, result):
+        self._result(result, "unreachable")
 
     def v2_playbook_on_stats(self, stats):
         now = time.time()
