@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Module cost: each kubeha binary module against a Python builtin module, on one host.
+
+Two passes of bench/modcost.yml against --host (a converted master of the test bed):
+  1. timing: every task loops --n times with ANSIBLE_PIPELINING=True (used by the Python modules;
+     Ansible copies binary modules instead). Wall time per call = task time / n (bench_timer
+     callback); bytes sent per call = what the docker connection's put_file and exec_command
+     carried during the task (counted by the same callback) / n.
+  2. memory: one call per task with ANSIBLE_KEEP_REMOTE_FILES=1 and pipelining off, so each
+     module stays on the host with its real arguments (binary + args file; AnsiballZ_<module>.py).
+     Each is then run again on the host --rss-runs times under a wait4() wrapper: peak RSS
+     (ru_maxrss of the module process and anything it waited for, e.g. the kubectl a command
+     module runs) and the module's own run time on the host.
+Writes --out (JSON) and prints a table.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+REMOTE_TMP = "/root/.ansible/kubeha-bench-tmp"
+
+WRAPPER = r"""
+import json, os, sys, time
+runs = int(sys.argv[1])
+out = []
+for d in sorted(os.listdir(sys.argv[2]), key=lambda n: float(n.split("-")[2])):
+    path = os.path.join(sys.argv[2], d)
+    files = os.listdir(path)
+    py = [f for f in files if f.startswith("AnsiballZ_") and f.endswith(".py")]
+    if py:
+        argv = ["/usr/bin/python3", os.path.join(path, py[0])]
+    else:
+        binary = [f for f in files if f != "args"]
+        argv = [os.path.join(path, binary[0]), os.path.join(path, "args")]
+    rss, secs = [], []
+    for _ in range(runs):
+        start = time.time()
+        pid = os.fork()
+        if pid == 0:
+            fd = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(fd, 1); os.dup2(fd, 2)
+            os.execv(argv[0], argv)
+        _, status, usage = os.wait4(pid, 0)
+        secs.append(time.time() - start)
+        rss.append(usage.ru_maxrss)
+    out.append({"dir": d, "module": os.path.basename(argv[1]) if py else os.path.basename(argv[0]), "rc": status,
+                "rss_kb": rss, "seconds": secs, "size": sum(os.path.getsize(os.path.join(path, f)) for f in files)})
+print(json.dumps(out))
+"""
+
+
+def playbook(inventory, host, n, timer, env_extra):
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"),
+        "ANSIBLE_CALLBACK_PLUGINS": os.path.join(HERE, "plugins", "callback"),
+        "ANSIBLE_CALLBACKS_ENABLED": "bench_timer",
+        "BENCH_TIMER_OUT": timer,
+    })
+    env.update(env_extra)
+    cmd = [os.path.join(REPO, ".venv", "bin", "ansible-playbook"), "-i", inventory, os.path.join(HERE, "modcost.yml"),
+           "-e", "bench_host=%s" % host, "-e", "bench_n=%d" % n]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-2000:])
+        raise SystemExit("modcost: ansible-playbook failed (rc %d)" % proc.returncode)
+    with open(timer, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inventory", required=True)
+    parser.add_argument("--host", default="kubeha-master1")
+    parser.add_argument("--n", type=int, default=20)
+    parser.add_argument("--rss-runs", type=int, default=5)
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    os.makedirs(args.workdir, exist_ok=True)
+    bytes_log = os.path.join(args.workdir, "modcost-bytes.jsonl")
+    if os.path.exists(bytes_log):
+        os.unlink(bytes_log)
+
+    timing = playbook(args.inventory, args.host, args.n, os.path.join(args.workdir, "modcost-timer.json"),
+                      {"ANSIBLE_PIPELINING": "True", "BENCH_BYTES_OUT": bytes_log})
+    with open(bytes_log, encoding="utf-8") as handle:
+        sent = [json.loads(line) for line in handle if line.strip()]
+
+    subprocess.run(["docker", "exec", args.host, "rm", "-rf", REMOTE_TMP], check=True)
+    keep = playbook(args.inventory, args.host, 1, os.path.join(args.workdir, "modcost-keep-timer.json"),
+                    {"ANSIBLE_PIPELINING": "False", "ANSIBLE_KEEP_REMOTE_FILES": "1", "ANSIBLE_REMOTE_TMP": REMOTE_TMP})
+    proc = subprocess.run(["docker", "exec", "-i", args.host, "python3", "-", str(args.rss_runs), REMOTE_TMP],
+                          input=WRAPPER, capture_output=True, text=True, check=True)
+    kept = json.loads(proc.stdout)
+    subprocess.run(["docker", "exec", args.host, "rm", "-rf", REMOTE_TMP], check=True)
+    pair_tasks = [t for t in keep["tasks"] if t["name"].startswith("pair ")]
+    if len(kept) != len(pair_tasks):
+        raise SystemExit("modcost: %d kept module dirs for %d tasks" % (len(kept), len(pair_tasks)))
+
+    rows = {}
+    kept_by_task = dict(zip([t["name"] for t in pair_tasks], kept))
+    for task in timing["tasks"]:
+        if not task["name"].startswith("pair "):
+            continue
+        pair, side = [part.strip() for part in task["name"][5:].split("|", 1)]
+        during = [e for e in sent if task["start"] <= e["ts"] <= task["end"]]
+        k = kept_by_task[task["name"]]
+        entry = {
+            "task": task["name"],
+            "status": sorted(set(task.get("results", {}).values())),
+            "wall_per_call_s": (task["end"] - task["start"]) / args.n,
+            "bytes_per_call": sum(e["bytes"] for e in during) / args.n,
+            "put_bytes_per_call": sum(e["bytes"] for e in during if e["op"] == "put") / args.n,
+            "exec_bytes_per_call": sum(e["bytes"] for e in during if e["op"] == "exec") / args.n,
+            "execs_per_call": sum(1 for e in during if e["op"] == "exec") / args.n,
+            "module_file_bytes": k["size"],
+            "peak_rss_kb_max": max(k["rss_kb"]),
+            "peak_rss_kb_median": statistics.median(k["rss_kb"]),
+            "host_run_s_median": statistics.median(k["seconds"]),
+        }
+        rows.setdefault(pair, {})["kubeha" if side == "kubeha" else "builtin"] = entry
+        if side != "kubeha":
+            rows[pair]["builtin_name"] = side.replace("builtin ", "")
+    result = {"host": args.host, "n": args.n, "rss_runs": args.rss_runs, "pairs": rows}
+    with open(args.out, "w", encoding="utf-8") as handle:
+        json.dump(result, handle, indent=1)
+    print("%-20s %-28s %9s %9s %10s %10s %8s %8s" % ("module", "builtin", "ms/call", "ms/call", "bytes", "bytes",
+                                                      "RSS MB", "RSS MB"))
+    for pair, row in rows.items():
+        k, b = row["kubeha"], row["builtin"]
+        print("%-20s %-28s %9.0f %9.0f %10.0f %10.0f %8.1f %8.1f" % (
+            pair, row["builtin_name"][:28], k["wall_per_call_s"] * 1000, b["wall_per_call_s"] * 1000,
+            k["bytes_per_call"], b["bytes_per_call"], k["peak_rss_kb_max"] / 1024, b["peak_rss_kb_max"] / 1024))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
