@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# make chaos: kubeha's reliability suites (docs/reliability.md).
+#   chaos/tls-guard.sh        no code path disables TLS verification
+#   chaos/module_kill.py      apiserver_cert SIGKILLed mid-write on a fixture tree, then re-run
+#   chaos/suite.py LAYOUT     per test-bed layout: bad inputs, reference run + security checks,
+#                             failure handling, interruption chain, availability probe throughout
+# Environment: CHAOS_LAYOUTS (default "pinned kubespray"), CHAOS_KILLS (kill points per layout,
+# 0 = every task boundary; default 0), CHAOS_BAD_INPUT_LAYOUTS (layouts that run the bad-input
+# suite, default: all of CHAOS_LAYOUTS), CHAOS_MODULE_KILLS (default 60).
+# The test bed is shared: everything that touches it runs under flock /tmp/kubeha-testbed.lock.
+# Ends with exactly one line per suite:
+#   availability: OK/TOTAL requests / interruptions: RECOVERED/TOTAL / bad inputs: CLEAN/TOTAL
+set -uo pipefail
+cd "$(dirname "$0")/.."
+layouts=${CHAOS_LAYOUTS:-pinned kubespray}
+bad_layouts=${CHAOS_BAD_INPUT_LAYOUTS:-$layouts}
+kills=${CHAOS_KILLS:-0}
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+out=chaos/out/$stamp
+mkdir -p "$out" && chmod 700 "$out"
+py=.venv/bin/python
+start=$SECONDS
+status=0
+
+chaos/tls-guard.sh | tee "$out/tls-guard.txt" || status=1
+$py chaos/module_kill.py --iterations "${CHAOS_MODULE_KILLS:-60}" --stop-iterations 20 --out "$out/module-kill.json" \
+    | tee "$out/module-kill.txt" || status=1
+
+for layout in $layouts; do
+    bad=no; [[ " $bad_layouts " == *" $layout "* ]] && bad=yes
+    flock /tmp/kubeha-testbed.lock $py chaos/suite.py --layout "$layout" --workdir "$out/$layout" \
+        --kills "$kills" --bad-inputs "$bad" 2>&1 | tee "$out/$layout.log"
+    [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+done
+
+$py chaos/figures.py "$out" --seconds $((SECONDS - start)) --doc docs/reliability.md || status=1
+exit $status

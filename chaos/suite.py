@@ -1,0 +1,379 @@
+#!/usr/bin/env python3
+"""kubeha chaos suites on one test-bed layout (chaos/run.sh calls this once per layout).
+
+  1. bring the test bed up (testbed/up.sh LAYOUT), capture its initial state S0
+  2. bad inputs (chaos/badinputs.py): each case fails clearly and changes nothing
+  3. reference run: playbooks/convert.yml uninterrupted, the availability probe through the VIP
+     the whole time; its task list (kubeha_chaos callback) gives the task boundaries; security
+     checks on what it wrote and printed
+  4. reset to S0 (playbooks/rollback.yml, checked byte for byte; a fresh test bed if that fails)
+  5. failure handling: a certificate the CA did not sign is put on master 2 right after its
+     certificate task: the play must restore master 2's originals, stop before master 3, say so,
+     and the other masters keep serving (probe)
+  6. interruptions: a chain of runs, run i SIGKILLed (whole process group) at its k_i-th task start;
+     after each kill: invariants (every apiserver UP behind the VIP, every master's key/cert pair
+     matching and chaining to the CA, nothing stray in /etc/kubernetes/manifests) and the probe;
+     then a last run must converge to the same final state as the reference run (the same change
+     of every file except new certificates and backups, same change of the ConfigMaps' data,
+     same SANs, modes and owners)
+
+Writes DIR/summary.json and prints per-suite figures. Exit 0 only when every check passed."""
+
+import argparse
+import glob
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import chaoslib as C  # noqa: E402
+from chaoslib import log  # noqa: E402
+
+PLAYBOOK = "playbooks/convert.yml"
+PREFLIGHT_PLAY = re.compile(r"preflight|inventory groups", re.I)
+
+
+class Probes:
+    """Accumulates every probe report of the layout."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.reports = []
+
+    def start(self, name):
+        return C.Probe(self.workdir, name)
+
+    def stop(self, probe, name):
+        report = probe.stop()
+        report["name"] = name
+        self.reports.append(report)
+        failures = report["failures"]
+        log(f"probe {name}: {report['ok']}/{report['total']} OK at {report['rate_achieved']} req/s"
+            + (f"; failures: {failures[:5]}" if failures else ""))
+        return report
+
+
+def bring_up(layout):
+    log(f"bringing up the test bed, layout {layout}")
+    start = time.time()
+    proc = subprocess.run([os.path.join(C.REPO, "testbed", "up.sh"), layout], cwd=C.REPO, capture_output=True,
+                          text=True, check=False)
+    if proc.returncode != 0:
+        sys.stdout.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+        raise SystemExit(f"testbed/up.sh {layout} failed (rc {proc.returncode})")
+    if not C.wait_all_up(240):
+        raise SystemExit("test bed up, but not every apiserver is UP behind the VIP")
+    log(f"test bed up in {time.time() - start:.0f} s")
+
+
+def reset_to(s0, inventory, workdir, layout):
+    """rollback.yml back to S0; verified byte for byte (files) and by data (ConfigMaps)."""
+    out = os.path.join(workdir, "rollback.out")
+    rc, secs = C.run_playbook("playbooks/rollback.yml", inventory, out)
+    problems = [] if rc == 0 else [f"rollback.yml rc {rc}"]
+    if rc == 0:
+        C.wait_all_up()
+        now = C.state_capture()
+        problems += C.diff_snapshots(s0["files"], now["files"])
+        problems += [f"ConfigMap {k} data differs" for k in s0["configmaps"] if s0["configmaps"][k] != now["configmaps"][k]]
+    log(f"rollback.yml: rc {rc} in {secs:.0f} s; " + ("state == S0 byte for byte" if not problems else f"differs: {problems[:6]}"))
+    if problems:
+        log("rollback did not return to S0: bringing the test bed up again")
+        bring_up(layout)
+        return C.state_capture(), {"rollback_ok": False, "rollback_problems": problems[:20]}
+    return s0, {"rollback_ok": True, "rollback_seconds": round(secs, 1)}
+
+
+# ------------------------------------------------------------------------------------------------
+def security_checks(workdir):
+    """Key files 0600 root; no key material or embedded client cert in anything the runs printed
+    or wrote (ansible outputs, task logs, probe reports, the JSON report, emulator and pod logs,
+    names of backups/originals). Returns a list of problems (paths only)."""
+    problems = []
+    mode_script = r"""
+for f in $(grep -rlE 'PRIVATE KEY|client-key-data' /etc/kubernetes /etc/ssl/etcd /var/lib/kubeha /root/.kube /var/lib/kubelet/pki 2>/dev/null); do
+  echo "$(stat -c '%a %U %G' "$f") $f"
+done
+"""
+    checked = 0
+    for host in C.NODES:
+        for line in C.sh(host, mode_script).stdout.splitlines():
+            mode, owner, group, path = line.split(" ", 3)
+            checked += 1
+            if mode != "600" or owner != "root":
+                problems.append(f"{host}:{path} holds key material with mode {mode} owner {owner}:{group}")
+    # needles: pieces of every private key and embedded client cert/key on the bed (memory only)
+    needles = set()
+    needle_script = r"""
+import base64, glob, os, re, sys, yaml
+out = set()
+def chunks(b64):
+    b64 = re.sub(r"\s+", "", b64)
+    for i in range(0, max(len(b64) - 48, 1), max(len(b64) // 4, 48)):
+        if len(b64[i:i + 48]) == 48:
+            out.add(b64[i:i + 48])
+for top in ("/etc/kubernetes", "/etc/ssl/etcd", "/root/.kube", "/var/lib/kubelet/pki"):
+    for root, dirs, files in os.walk(top):
+        for n in files:
+            p = os.path.join(root, n)
+            try:
+                t = open(p, encoding="utf-8", errors="replace").read()
+            except OSError:
+                continue
+            for m in re.finditer(r"-----BEGIN [A-Z ]*PRIVATE KEY-----(.*?)-----END", t, re.S):
+                chunks(m.group(1))
+            for m in re.finditer(r"(client-key-data|client-certificate-data):\s*(\S+)", t):
+                chunks(m.group(2))
+                try:
+                    inner = base64.b64decode(m.group(2)).decode("ascii", "replace")
+                    for mm in re.finditer(r"-----BEGIN [A-Z ]+-----(.*?)-----END", inner, re.S):
+                        chunks(mm.group(1))
+                except ValueError:
+                    pass
+for p in glob.glob("/etc/kubernetes/tokens.csv") + glob.glob("/var/run/secrets/kubernetes.io/serviceaccount/token"):
+    for line in open(p):
+        tok = line.split(",")[0].strip()
+        if len(tok) >= 16:
+            out.add(tok)
+print("\n".join(sorted(out)))
+"""
+    for host in C.NODES:
+        needles |= set(C.sh(host, "python3 -c " + shlex.quote(needle_script)).stdout.split())
+    # collect what the emulators and pods logged, and the names of kubeha's originals/backups
+    logs_dir = os.path.join(workdir, "host-logs")
+    os.makedirs(logs_dir, exist_ok=True)
+    for host in C.NODES + [C.LB]:
+        proc = subprocess.run(["docker", "exec", host, "bash", "-c",
+                               "cd / && tar -cf - var/log/kubeha 2>/dev/null; true"], capture_output=True, check=False)
+        with open(os.path.join(logs_dir, f"{host}.tar"), "wb") as handle:
+            handle.write(proc.stdout)
+        names = C.sh(host, "find /var/lib/kubeha /etc/kubernetes -printf '%p %m %u\\n' 2>/dev/null; true").stdout
+        with open(os.path.join(logs_dir, f"{host}.names"), "w", encoding="utf-8") as handle:
+            handle.write(names)
+    scanned = []
+    generic = re.compile(rb"PRIVATE KEY-----|client-key-data:\s*[A-Za-z0-9+/=]{16}|client-certificate-data:\s*[A-Za-z0-9+/=]{16}|token-secret")
+    files = [p for p in glob.glob(os.path.join(workdir, "**", "*"), recursive=True)
+             if os.path.isfile(p) and not p.endswith("probe-admin.conf")]
+    files += glob.glob(os.path.join(C.REPO, "reports", "*"))
+    for path in files:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        scanned.append(path)
+        if generic.search(data):
+            problems.append(f"{path}: key material or embedded client cert pattern")
+        text = data.decode("latin-1")
+        for needle in needles:
+            if needle in text:
+                problems.append(f"{path}: contains a piece of a private key / client cert / token from the bed")
+                break
+    log(f"security: {checked} files with key material checked for 0600 root; {len(scanned)} outputs/logs "
+        f"({sum(os.path.getsize(p) for p in scanned) // 1024} KiB) scanned against {len(needles)} secret pieces")
+    return problems, {"key_files_checked": checked, "outputs_scanned": len(scanned), "needles": len(needles)}
+
+
+# ------------------------------------------------------------------------------------------------
+def rogue_pair_cmd(host):
+    """Shell (run on the controller) that puts a key/cert pair the cluster CA did NOT sign in place
+    of apiserver.crt/key on `host`, key first, each by rename (the apiserver then serves it)."""
+    ip = C.IPS[host]
+    inner = (
+        "set -e; d=$(mktemp -d /root/chaos-rogue.XXXX); cd $d; "
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout k -out c -days 1 -subj /CN=kube-apiserver "
+        f"-addext subjectAltName=DNS:kubernetes,DNS:{host},IP:{ip},IP:172.30.0.10,IP:127.0.0.1 2>/dev/null; "
+        "chmod 600 k; S=/etc/kubernetes/ssl; cp -p k $S/.chaos-rogue.key; cp -p c $S/.chaos-rogue.crt; "
+        "mv $S/.chaos-rogue.key $S/apiserver.key; mv $S/.chaos-rogue.crt $S/apiserver.crt; cd /; rm -rf $d")
+    return f"docker exec {host} bash -c {shlex.quote(inner)}"
+
+
+def failure_handling(inventory, workdir, probes, s0):
+    victim, after = "kubeha-master2", "kubeha-master3"
+    problems = []
+    probe = probes.start("failure")
+    out = os.path.join(workdir, "failure.out")
+    tasklog = os.path.join(workdir, "failure.tasks")
+    rc, secs = C.run_playbook(PLAYBOOK, inventory, out, extra=["-e", "kubeha_apiserver_ready_timeout=30"],
+                              tasklog=tasklog, inject_after=f"Master certs | apiserver certificate@{victim}",
+                              inject_cmd=rogue_pair_cmd(victim))
+    C.wait_all_up()
+    time.sleep(3)
+    report = probes.stop(probe, "failure")
+    with open(out, encoding="utf-8") as handle:
+        text = handle.read()
+    injected = any("INJECT rc=0" in "\t".join(l) for l in C.tasklog_lines(tasklog))
+    if not injected:
+        problems.append("the fault was not injected")
+    if rc == 0:
+        problems.append("the playbook succeeded although master 2's apiserver served a certificate the CA did not sign")
+    msg = re.sub(r"\s+", " ", text[text.find("kubeha stopped at master"):][:1500]) if "kubeha stopped at master" in text else ""
+    for rx in (rf"kubeha stopped at master {victim}", r"Restored", r"apiserver\.crt", r"apiserver\.key", r"ready again"):
+        if not re.search(rx, msg):
+            problems.append(f"failure message lacks /{rx}/")
+    files = C.snapshot_files([victim, after], ["/etc/kubernetes"])
+    for path in ("/etc/kubernetes/ssl/apiserver.crt", "/etc/kubernetes/ssl/apiserver.key", "/etc/kubernetes/kubeadm-config.yaml"):
+        if files[victim].get(path) != s0["files"][victim].get(path):
+            problems.append(f"{victim}:{path} not restored to its original")
+    if C.diff_snapshots({after: s0["files"][after]}, {after: files[after]}):
+        problems.append(f"{after} was changed: the play did not stop before the next master")
+    started_after = [l for l in C.tasklog_lines(tasklog) if after in "\t".join(l)]
+    problems += C.invariants(C.manifests_now())
+    if report["failed"]:
+        problems.append(f"probe: {report['failed']} failed requests")
+    log(f"failure handling: rc {rc} in {secs:.0f} s; message: {msg[:400]}")
+    return problems, {"rc": rc, "seconds": round(secs, 1), "message": msg[:1500], "probe_ok": report["ok"],
+                      "probe_total": report["total"]}
+
+
+def interruption_chain(inventory, workdir, probes, kill_points, ref_initial, s_ref, s0):
+    """s0: the initial state of this bed; ref_initial/s_ref: the reference run's initial and final."""
+    results = []
+    for i, k in enumerate(kill_points, 1):
+        name = f"kill{i:02d}-at{k}"
+        tasklog = os.path.join(workdir, f"{name}.tasks")
+        probe = probes.start(name)
+        rc, secs = C.run_playbook(PLAYBOOK, inventory, os.path.join(workdir, f"{name}.out"), tasklog=tasklog, kill_at=k)
+        busy = C.wait_remote_modules_gone()
+        problems = [f"remote modules still running on {busy}"] if busy else []
+        problems += C.invariants(s0["manifests"])
+        report = probes.stop(probe, name)
+        if report["failed"]:
+            problems.append(f"probe: {report['failed']} failed requests")
+        killed = [l for l in C.tasklog_lines(tasklog) if l[-1] == "KILL"]
+        where = f"{killed[0][1]} / {killed[0][2]}" if killed else "(finished before the kill point)"
+        results.append({"kill_at": k, "rc": rc, "seconds": round(secs, 1), "task": where, "problems": problems})
+        log(f"interruption {i}/{len(kill_points)}: killed at task {k} [{where}] rc {rc} after {secs:.0f} s; "
+            + ("invariants OK" if not problems else f"PROBLEMS: {problems}"))
+    # the run after the last kill must converge
+    probe = probes.start("converge")
+    rc, secs = C.run_playbook(PLAYBOOK, inventory, os.path.join(workdir, "converge.out"),
+                              tasklog=os.path.join(workdir, "converge.tasks"))
+    report = probes.stop(probe, "converge")
+    final = C.state_capture()
+    final_problems = [] if rc == 0 else [f"final run rc {rc}"]
+    final_problems += C.compare_final(ref_initial, s_ref, s0, final)
+    final_problems += C.invariants(s0["manifests"])
+    if report["failed"]:
+        final_problems.append(f"probe: {report['failed']} failed requests")
+    log(f"interruptions: final run rc {rc} in {secs:.0f} s; "
+        + ("same final state as the reference run" if not final_problems else f"PROBLEMS: {final_problems[:10]}"))
+    recovered = sum(1 for r in results if not r["problems"]) if not final_problems else 0
+    return recovered, results, final_problems
+
+
+def choose_kill_points(ref_tasks, count):
+    """Task-start indexes to kill at: every task start when count <= 0, else `count` points spread
+    evenly over the task starts after the read-only preflight (where state can change), plus the
+    first and the last."""
+    total = len(ref_tasks)
+    first_change = next((int(l[0]) for l in ref_tasks if l[0].isdigit() and not PREFLIGHT_PLAY.search(l[1])), 1)
+    if count <= 0 or count >= total - first_change + 1:
+        return list(range(1, total + 1))
+    span = total - first_change
+    points = sorted({first_change + round(j * span / (count - 1)) for j in range(count)})
+    return points
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layout", required=True)
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--kills", type=int, default=int(os.environ.get("CHAOS_KILLS", "0")),
+                        help="kill points (0 = every task boundary)")
+    parser.add_argument("--bad-inputs", choices=["yes", "no"], default="yes")
+    parser.add_argument("--failure", choices=["yes", "no"], default="yes")
+    parser.add_argument("--no-up", action="store_true", help="use the running test bed as it is")
+    args = parser.parse_args()
+    workdir = os.path.abspath(args.workdir)
+    os.makedirs(workdir, mode=0o700, exist_ok=True)
+    os.chmod(workdir, 0o700)
+    summary = {"layout": args.layout, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    ok = True
+    if not args.no_up:
+        bring_up(args.layout)
+    inventory = C.write_inventory(args.layout, os.path.join(workdir, "inventory.yml"))
+    s0 = C.state_capture()
+    s0["manifests"] = C.manifests_now()
+    probes = Probes(workdir)
+
+    if args.bad_inputs == "yes":
+        log("bad-input suite")
+        proc = subprocess.run([sys.executable, os.path.join(C.CHAOS, "badinputs.py"), "--inventory", inventory,
+                               "--workdir", os.path.join(workdir, "badinputs"), "--label", f" ({args.layout})"],
+                              text=True, check=False)
+        with open(os.path.join(workdir, "badinputs", "badinputs.json"), encoding="utf-8") as handle:
+            bad = json.load(handle)
+        summary["bad_inputs"] = {"clean": sum(r["clean"] for r in bad), "total": len(bad)}
+        ok &= proc.returncode == 0
+        now = C.state_capture()
+        drift = C.diff_snapshots(s0["files"], now["files"])
+        if drift:
+            log(f"bed drifted during the bad-input suite: {drift[:10]}")
+            ok = False
+
+    log("reference run (uninterrupted) with the probe")
+    probe = probes.start("reference")
+    reflog = os.path.join(workdir, "reference.tasks")
+    rc, secs = C.run_playbook(PLAYBOOK, inventory, os.path.join(workdir, "reference.out"), tasklog=reflog)
+    report = probes.stop(probe, "reference")
+    ref_tasks = C.tasklog_lines(reflog)
+    log(f"reference run: rc {rc} in {secs:.0f} s, {len(ref_tasks)} task starts")
+    if rc != 0:
+        raise SystemExit(f"the reference conversion failed (rc {rc}); see {workdir}/reference.out")
+    s_ref = C.state_capture()
+    summary["reference"] = {"rc": rc, "seconds": round(secs, 1), "task_starts": len(ref_tasks)}
+    sec_problems, sec_info = security_checks(workdir)
+    summary["security"] = dict(sec_info, problems=sec_problems)
+    ok &= not sec_problems
+    for p in sec_problems:
+        log(f"SECURITY: {p}")
+
+    s0_kept = s0
+    s0, reset_info = reset_to(s0, inventory, workdir, args.layout)
+    s0.setdefault("manifests", C.manifests_now())
+    summary["reset_after_reference"] = reset_info
+    if s0 is not s0_kept:
+        # a fresh bed: the reference delta is still comparable (same hosts, IPs, layout)
+        s0["manifests"] = C.manifests_now()
+
+    if args.failure == "yes":
+        log("failure handling: a certificate the CA did not sign on kubeha-master2")
+        f_problems, f_info = failure_handling(inventory, workdir, probes, s0)
+        summary["failure_handling"] = dict(f_info, problems=f_problems)
+        ok &= not f_problems
+        for p in f_problems:
+            log(f"FAILURE HANDLING: {p}")
+
+    kill_points = choose_kill_points(ref_tasks, args.kills)
+    log(f"interruption chain: {len(kill_points)} kill points of {len(ref_tasks)} task starts: {kill_points}")
+    recovered, results, final_problems = interruption_chain(inventory, workdir, probes, kill_points, s0_kept, s_ref, s0)
+    summary["interruptions"] = {"recovered": recovered, "total": len(kill_points), "task_starts": len(ref_tasks),
+                                "kills": results, "final_problems": final_problems}
+    ok &= recovered == len(kill_points)
+    if s0 is not s0_kept:
+        log("note: the chain ran on a fresh test bed; compared by per-file change against the reference run")
+
+    total = sum(r["total"] for r in probes.reports)
+    good = sum(r["ok"] for r in probes.reports)
+    seconds = sum(r["seconds"] for r in probes.reports)
+    summary["availability"] = {"ok": good, "total": total, "seconds": round(seconds, 1),
+                               "rate": round(total / seconds, 2) if seconds else 0,
+                               "failures": [f for r in probes.reports for f in r["failures"]][:50],
+                               "per_run": [{k: r[k] for k in ("name", "ok", "total", "rate_achieved", "seconds")}
+                                           for r in probes.reports]}
+    ok &= good == total
+    summary["ok"] = bool(ok)
+    summary["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    with open(os.path.join(workdir, "summary.json"), "w", encoding="utf-8") as handle:
+        json.dump(summary, handle, indent=2)
+    log(f"layout {args.layout}: availability {good}/{total}, interruptions {recovered}/{len(kill_points)}, "
+        f"bad inputs {summary.get('bad_inputs', {}).get('clean', '-')}/{summary.get('bad_inputs', {}).get('total', '-')}, "
+        f"failure handling {'OK' if not summary.get('failure_handling', {}).get('problems') else 'FAILED'}, "
+        f"security {'OK' if not sec_problems else 'FAILED'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
