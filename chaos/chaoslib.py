@@ -111,8 +111,14 @@ def snapshot_configmaps():
 
 
 def configmap_data(ns, name):
-    proc = kubectl(f"-n {ns} get configmap {name} -o json")
-    return json.loads(proc.stdout).get("data") or {}
+    last = None
+    for _ in range(20):
+        proc = kubectl(f"-n {ns} get configmap {name} -o json", check=False)
+        if proc.returncode == 0:
+            return json.loads(proc.stdout).get("data") or {}
+        last = proc.stderr.strip()[:300]
+        time.sleep(2)
+    raise RuntimeError(f"cannot read ConfigMap {ns}/{name}: {last}")
 
 
 def diff_snapshots(before, after, ignore=None):
@@ -415,7 +421,7 @@ def tasklog_lines(path):
         return [l.rstrip("\n").split("\t") for l in handle if l.strip()]
 
 
-def write_inventory(layout, path):
+def write_inventory(layout, path, lb_drain=True):
     """Kubespray-format YAML inventory of the test bed, from the molecule scenario that builds it
     (hosts, groups, group_vars, host_vars), with the docker connection."""
     import yaml
@@ -428,8 +434,12 @@ def write_inventory(layout, path):
         for group in platform.get("groups") or []:
             groups.setdefault(group, []).append(platform["name"])
     conn = {"ansible_connection": "community.docker.docker", "ansible_python_interpreter": "/usr/bin/python3"}
+    group_vars = dict((inv.get("group_vars") or {}).get("all") or {})
+    # what an operator with this HAProxy adds: kubeha drains each master there around its change
+    if lb_drain:
+        group_vars["kubeha_lb_haproxy_host"] = LB
     out = {"all": {"hosts": {p["name"]: dict(conn, **(host_vars.get(p["name"]) or {})) for p in scenario["platforms"]},
-                   "vars": (inv.get("group_vars") or {}).get("all") or {},
+                   "vars": group_vars,
                    "children": {g: {"hosts": {h: None for h in members}} for g, members in groups.items()}}}
     with open(path, "w", encoding="utf-8") as handle:
         yaml.safe_dump(out, handle, sort_keys=False)
