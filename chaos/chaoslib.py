@@ -283,18 +283,25 @@ while True:
 for l in data.decode().splitlines():
     f = l.split()
     if l and not l.startswith("#") and len(f) > 5:
-        print(f[3], "UP" if f[5] == "2" else "DOWN")
+        print(f[3], "UP" if f[5] == "2" else "DOWN", "READY" if f[6] == "0" else "ADMIN-" + f[6])
 """
 
 
-def haproxy_state():
+def haproxy_state(admin=False):
+    """{server: "UP"|"DOWN"} (operational state from the health check); admin=True: {server:
+    (op, admin)} where admin is READY or ADMIN-<flags> (e.g. drained through the admin socket)."""
     proc = sh(LB, "python3 -c " + shlex.quote(HAPROXY_STATE))
-    return dict(line.split() for line in proc.stdout.splitlines() if line.strip())
+    rows = [line.split() for line in proc.stdout.splitlines() if line.strip()]
+    if admin:
+        return {r[0]: (r[1], r[2]) for r in rows}
+    return {r[0]: r[1] for r in rows}
 
 
-def invariants(expect_manifests, wait=90):
+def invariants(expect_manifests, wait=90, final=False):
     """All apiservers UP behind the VIP, every master's key/cert pair matching and chaining to the
-    CA, no stray file in /etc/kubernetes/manifests. Waits up to `wait` s for readiness."""
+    CA, no stray file in /etc/kubernetes/manifests. Waits up to `wait` s for readiness.
+    At most one master may be drained in HAProxy (a run killed between kubeha's drain and ready of
+    the master it was changing: the next run puts it back); final=True: none may be."""
     problems = []
     deadline = time.time() + wait
     while True:
@@ -305,6 +312,10 @@ def invariants(expect_manifests, wait=90):
         time.sleep(1)
     if down:
         problems.append(f"apiservers not UP behind the VIP after {wait} s: {down}")
+    admin = haproxy_state(admin=True)
+    drained = [h for h in MASTERS if admin.get(h, ("", ""))[1] != "READY"]
+    if len(drained) > (0 if final else 1):
+        problems.append(f"masters taken out of HAProxy (admin state): {drained}")
     for host, facts in cert_facts().items():
         if facts.get("match") != "yes":
             problems.append(f"{host}: apiserver.key does not match apiserver.crt")

@@ -155,7 +155,7 @@ print("\n".join(sorted(out)))
         with open(os.path.join(logs_dir, f"{host}.names"), "w", encoding="utf-8") as handle:
             handle.write(names)
     scanned = []
-    generic = re.compile(rb"PRIVATE KEY-----|client-key-data:\s*[A-Za-z0-9+/=]{16}|client-certificate-data:\s*[A-Za-z0-9+/=]{16}|token-secret")
+    generic = re.compile(rb"PRIVATE KEY-----|client-key-data:\s*[A-Za-z0-9+/=]{16}|client-certificate-data:\s*[A-Za-z0-9+/=]{16}")
     files = [p for p in glob.glob(os.path.join(workdir, "**", "*"), recursive=True)
              if os.path.isfile(p) and not p.endswith("probe-admin.conf")]
     files += glob.glob(os.path.join(C.REPO, "reports", "*"))
@@ -219,7 +219,7 @@ def failure_handling(inventory, workdir, probes, s0):
     if C.diff_snapshots({after: s0["files"][after]}, {after: files[after]}):
         problems.append(f"{after} was changed: the play did not stop before the next master")
     started_after = [l for l in C.tasklog_lines(tasklog) if after in "\t".join(l)]
-    problems += C.invariants(C.manifests_now())
+    problems += C.invariants(C.manifests_now(), final=True)
     if report["failed"]:
         problems.append(f"probe: {report['failed']} failed requests")
     log(f"failure handling: rc {rc} in {secs:.0f} s; message: {msg[:400]}")
@@ -241,9 +241,12 @@ def interruption_chain(inventory, workdir, probes, kill_points, ref_initial, s_r
         report = probes.stop(probe, name)
         if report["failed"]:
             problems.append(f"probe: {report['failed']} failed requests")
+        admin = C.haproxy_state(admin=True)
+        drained = [h for h in C.MASTERS if admin.get(h, ("", ""))[1] != "READY"]
         killed = [l for l in C.tasklog_lines(tasklog) if l[-1] == "KILL"]
         where = f"{killed[0][1]} / {killed[0][2]}" if killed else "(finished before the kill point)"
-        results.append({"kill_at": k, "rc": rc, "seconds": round(secs, 1), "task": where, "problems": problems})
+        results.append({"kill_at": k, "rc": rc, "seconds": round(secs, 1), "task": where, "problems": problems,
+                        "left_drained": drained})
         log(f"interruption {i}/{len(kill_points)}: killed at task {k} [{where}] rc {rc} after {secs:.0f} s; "
             + ("invariants OK" if not problems else f"PROBLEMS: {problems}"))
     # the run after the last kill must converge
@@ -254,7 +257,7 @@ def interruption_chain(inventory, workdir, probes, kill_points, ref_initial, s_r
     final = C.state_capture()
     final_problems = [] if rc == 0 else [f"final run rc {rc}"]
     final_problems += C.compare_final(ref_initial, s_ref, s0, final)
-    final_problems += C.invariants(s0["manifests"])
+    final_problems += C.invariants(s0["manifests"], final=True)
     if report["failed"]:
         final_problems.append(f"probe: {report['failed']} failed requests")
     log(f"interruptions: final run rc {rc} in {secs:.0f} s; "
