@@ -42,6 +42,7 @@ w8=$(printf 'kubeha-worker%d,' $(seq 3 10))
 inv "$W/inv-scale-all.yml" "$all"
 inv "$W/inv-scale-2.yml" "$w2"
 inv "$W/inv-scale-8.yml" "$w8"
+inv "$W/inv-scale-10.yml" "$w2,$w8"
 
 start=$SECONDS
 echo "scale: installing the new workers (testbed/install/site.yml)"
@@ -63,7 +64,7 @@ play() {   # play <tag> <inventory> <forks> <playbook> [args]
 # masters (and workers 1-2) converted by a full run; the worker phase of that run is the 2-worker point
 play w2-f20 "$W/inv-scale-2.yml" 20 playbooks/convert.yml -e kubeha_worker_serial=100%
 play w8-f20 "$W/inv-scale-8.yml" 20 playbooks/convert.yml --tags workers -e kubeha_worker_serial=100%
-play rb-a "$W/inv-scale-all.yml" 20 playbooks/rollback.yml --tags workers
+play rb-a "$W/inv-scale-10.yml" 20 playbooks/rollback.yml --tags workers
 play w16-f20 "$W/inv-scale-all.yml" 20 playbooks/convert.yml --tags workers -e kubeha_worker_serial=100%
 play rb-b "$W/inv-scale-all.yml" 20 playbooks/rollback.yml --tags workers
 play w16-f4 "$W/inv-scale-all.yml" 4 playbooks/convert.yml --tags workers -e kubeha_worker_serial=100%
