@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Destroy the test bed whatever made it: every container named kubeha-lb/-masterN/-workerN, the
+# docker network kubeha, and molecule's record of the instances.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+names=$(docker ps -a --format '{{.Names}}' | grep -E '^kubeha-(lb|master[0-9]+|worker[0-9]+)$' || true)
+if [[ -n $names ]]; then
+    # shellcheck disable=SC2086
+    docker rm -f $names >/dev/null && echo "down.sh: removed $(echo $names | wc -w) containers"
+fi
+if docker network inspect kubeha >/dev/null 2>&1; then
+    docker network rm kubeha >/dev/null && echo "down.sh: removed network kubeha"
+fi
+if [[ -x .venv/bin/molecule ]]; then
+    for scenario in pinned kubespray; do
+        # forget instances molecule still thinks exist (state lives in its ephemeral directory)
+        .venv/bin/molecule reset -s "$scenario" >/dev/null 2>&1 || true
+    done
+fi
+exit 0
