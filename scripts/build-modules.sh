@@ -16,13 +16,17 @@ MODULES_DIR=ansible/ansible_collections/kubeha/control_plane/plugins/modules
 MODULES=(control_plane_info kubeadm_config apiserver_cert kubeconfig_server component_restart cluster_configmaps ha_verify)
 
 export PATH="$HOME/.cargo/bin:$PATH"
-if ! cargo zigbuild --version 2>/dev/null | grep -q " $ZIGBUILD_VERSION"; then
+# `cargo zigbuild --version` is refused by its argument parser; the plain binary answers.
+# Versions are captured before matching: `grep -q` closing the pipe early would make the
+# producer die of SIGPIPE, which pipefail turns into "not installed" (a reinstall every run).
+if [[ $(cargo-zigbuild --version 2>/dev/null || true) != "cargo-zigbuild $ZIGBUILD_VERSION" ]]; then
     echo "build: installing cargo-zigbuild $ZIGBUILD_VERSION"
     cargo install --locked --version "$ZIGBUILD_VERSION" cargo-zigbuild
 fi
 
 venv=.cache/zig-venv
-if [[ ! -x $venv/bin/python3 ]] || ! "$venv/bin/python" -m pip show ziglang 2>/dev/null | grep -q "^Version: $ZIGLANG_VERSION$"; then
+zig_installed=$("$venv/bin/python" -m pip show ziglang 2>/dev/null || true)
+if [[ $zig_installed != *$'\n'"Version: $ZIGLANG_VERSION"$'\n'* ]]; then
     echo "build: installing ziglang $ZIGLANG_VERSION into $venv"
     python3 -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet "ziglang==$ZIGLANG_VERSION"
