@@ -160,11 +160,66 @@ pub fn run_module_raw(name: &str, args_text: &str) -> Outcome {
         1,
         "{name}: more than one line on stdout: {stdout}"
     );
+    if json["failed"] != json!(true) {
+        assert_returns_documented(name, &json);
+    }
     Outcome {
         json,
         stdout,
         stderr,
         exit_ok: out.status.success(),
+    }
+}
+
+/// The module names of the collection (one binary and one sidecar each).
+pub const MODULES: [&str; 7] = [
+    "control_plane_info",
+    "kubeadm_config",
+    "apiserver_cert",
+    "kubeconfig_server",
+    "component_restart",
+    "cluster_configmaps",
+    "ha_verify",
+];
+
+/// The sidecar docs `<module>.yml` of the collection, parsed (DOCUMENTATION, EXAMPLES, RETURN).
+pub fn sidecar(module: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("ansible/ansible_collections/kubeha/control_plane/plugins/modules")
+        .join(format!("{module}.yml"));
+    let text =
+        fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_yaml_ng::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()))
+}
+
+/// Keys every Ansible module result may carry without documenting them in RETURN.
+const COMMON_RETURNS: [&str; 5] = ["changed", "msg", "diff", "warnings", "failed"];
+
+/// Every key of a successful result is documented in the sidecar's RETURN, and every RETURN key
+/// documented as `returned: always` or `success` is there: the docs cannot drift from the code.
+/// Called on every successful run of the suite.
+pub fn assert_returns_documented(module: &str, result: &Value) {
+    let docs = sidecar(module);
+    let documented = docs["RETURN"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{module}.yml: RETURN is not a mapping"));
+    let result = result.as_object().expect("a result object");
+    for key in result.keys() {
+        assert!(
+            COMMON_RETURNS.contains(&key.as_str()) || documented.contains_key(key),
+            "{module} returned `{key}`, which its sidecar's RETURN does not document"
+        );
+    }
+    for (key, spec) in documented {
+        let when = spec["returned"].as_str().unwrap_or_default();
+        if when == "always" || when == "success" {
+            assert!(
+                result.contains_key(key),
+                "{module}.yml documents `{key}` as returned {when}, but the result lacks it: {}",
+                Value::Object(result.clone())
+            );
+        }
     }
 }
 
