@@ -237,3 +237,52 @@ fn bad_inputs_fail_clearly_and_change_nothing() {
     }
     assert_eq!(rvs(&c), before);
 }
+
+/// A ConfigMap that cannot be edited (here an unsupported ClusterConfiguration apiVersion in
+/// kubeadm-config, the second of the three) fails the run before ANY ConfigMap is written: the
+/// first one (kube-proxy) would otherwise already point at the new endpoint.
+#[test]
+fn an_uneditable_configmap_fails_the_run_before_any_write() {
+    let c = Cluster::start(1);
+    let kubeconfig = c.admin_kubeconfig(c.apiservers[0].0);
+    let mut cm = c.configmap("kube-system", "kubeadm-config");
+    let old_api = "apiVersion: kubeadm.k8s.io/v1beta2\n";
+    cm["data"]["ClusterConfiguration"] =
+        json!(CLUSTER_CONFIGURATION.replace("apiVersion: kubeadm.k8s.io/v1beta4\n", old_api));
+    assert!(cm["data"]["ClusterConfiguration"]
+        .as_str()
+        .unwrap()
+        .contains(old_api));
+    let r = c.request(
+        "PUT",
+        "/api/v1/namespaces/kube-system/configmaps/kubeadm-config",
+        Some(&cm),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let before = rvs(&c);
+    let kube_proxy_before = data(&c, "kube-system", "kube-proxy", "kubeconfig.conf");
+    let backup_dir = c.path("backups");
+    let msg = run_module(
+        "cluster_configmaps",
+        json!({"kubeconfig": kubeconfig, "control_plane_endpoint": "172.30.0.10:6443", "backup_dir": backup_dir}),
+        Mode::DIFF,
+    )
+    .fail_msg();
+    assert!(
+        msg.contains("kubeadm-config") && msg.contains("v1beta2"),
+        "{msg}"
+    );
+    assert_eq!(
+        rvs(&c),
+        before,
+        "a ConfigMap was written before the failure"
+    );
+    assert_eq!(
+        data(&c, "kube-system", "kube-proxy", "kubeconfig.conf"),
+        kube_proxy_before
+    );
+    assert!(
+        !backup_dir.exists(),
+        "backups written for a run that changed nothing"
+    );
+}

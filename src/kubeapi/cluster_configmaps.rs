@@ -86,6 +86,22 @@ impl ClusterConfigmaps {
 
     /// Run against any transport (the tests' fake included).
     pub fn run_with(&self, t: &dyn Transport, check_mode: bool) -> Result<ModuleOutput> {
+        // Decide every edit (GET + pure edit, no PUT) before writing any: a ConfigMap that cannot
+        // be edited (say an unsupported ClusterConfiguration) then fails the run while all three
+        // are still as they were, instead of after kube-proxy's was already rewritten.
+        if !check_mode {
+            self.update_all(t, true)?;
+        }
+        let outcomes = self.update_all(t, check_mode)?;
+        Ok(self.report(t, check_mode, &outcomes))
+    }
+
+    /// Update (or, in check mode, only decide) each selected ConfigMap, in a fixed order.
+    fn update_all(
+        &self,
+        t: &dyn Transport,
+        check_mode: bool,
+    ) -> Result<Vec<(Outcome, Option<String>)>> {
         let server = self.endpoint.url();
         let mut outcomes: Vec<(Outcome, Option<String>)> = Vec::new();
         let save = |ns: &str, name: &str| -> Option<PathBuf> {
@@ -130,7 +146,15 @@ impl ClusterConfigmaps {
                 server_edit(text, "kube-public/cluster-info kubeconfig", &server)
             })?;
         }
+        Ok(outcomes)
+    }
 
+    fn report(
+        &self,
+        t: &dyn Transport,
+        check_mode: bool,
+        outcomes: &[(Outcome, Option<String>)],
+    ) -> ModuleOutput {
         let changed: Vec<String> = outcomes
             .iter()
             .filter(|(o, _)| o.changed)
@@ -146,7 +170,7 @@ impl ClusterConfigmaps {
             (false, false) => format!("updated {}", changed.join(", ")),
         };
         let mut list = Vec::new();
-        for (o, backup) in &outcomes {
+        for (o, backup) in outcomes {
             list.push(json!({
                 "namespace": o.namespace,
                 "name": o.name,
@@ -169,9 +193,9 @@ impl ClusterConfigmaps {
             }
         }
         out.set("configmaps", Value::Array(list));
-        out.set("server", server);
+        out.set("server", self.endpoint.url());
         out.set("api_server", t.server());
-        Ok(out)
+        out
     }
 
     fn kubeadm_edit(&self, text: &str) -> Result<KeyChange> {
