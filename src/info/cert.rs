@@ -38,16 +38,10 @@ pub fn apiserver_fact(dir: &Path, warnings: &mut Vec<String>) -> Value {
             return Value::Object(m);
         }
     };
-    let subject: Vec<String> = cert
-        .subject_name()
-        .entries()
-        .filter_map(|e| {
-            let key = e.object().nid().short_name().ok()?;
-            let val = e.data().to_string().ok()?;
-            Some(format!("{key}={val}"))
-        })
-        .collect();
-    m.insert("subject".into(), json!(subject.join(",")));
+    m.insert(
+        "subject".into(),
+        json!(material::name_text(cert.subject_name())),
+    );
     let sans = sans_of(&cert);
     let dns: Vec<String> = sans
         .iter()

@@ -5,7 +5,8 @@
 use super::decide::{decide, CertFacts, Regenerate};
 use super::issue::{issue, IssueRequest};
 use super::material::{
-    chains_to, iso_time, key_matches, load_cert, load_key, serial_hex, KeyEncoding, KeySpec,
+    chains_to, iso_time, key_matches, load_cert, load_key, name_text, serial_hex, KeyEncoding,
+    KeySpec,
 };
 use super::san::{missing_sans, sans_of, to_strings, San};
 use super::swap;
@@ -268,22 +269,6 @@ fn load_ca_key(path: &Path) -> Result<Option<openssl::pkey::PKey<openssl::pkey::
     match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         _ => load_key(path).map(Some),
-    }
-}
-
-fn name_text(name: &openssl::x509::X509NameRef) -> String {
-    let parts: Vec<String> = name
-        .entries()
-        .map(|e| {
-            let field = e.object().nid().short_name().unwrap_or("?");
-            let value = e.data().to_string().unwrap_or_else(|_| "?".into());
-            format!("{field}={value}")
-        })
-        .collect();
-    if parts.is_empty() {
-        "(empty)".into()
-    } else {
-        parts.join(", ")
     }
 }
 

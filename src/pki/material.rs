@@ -132,3 +132,20 @@ pub fn serial_hex(cert: &X509Ref) -> String {
         .and_then(|bn| bn.to_hex_str().map(|s| s.to_string()))
         .unwrap_or_default()
 }
+
+/// An X.509 name as `CN=kube-apiserver, O=...` (`(empty)` when it has no entries).
+pub fn name_text(name: &openssl::x509::X509NameRef) -> String {
+    let parts: Vec<String> = name
+        .entries()
+        .map(|e| {
+            let field = e.object().nid().short_name().unwrap_or("?");
+            let value = e.data().to_string().unwrap_or_else(|_| "?".into());
+            format!("{field}={value}")
+        })
+        .collect();
+    if parts.is_empty() {
+        "(empty)".into()
+    } else {
+        parts.join(", ")
+    }
+}

@@ -75,21 +75,10 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// A SAN name: an RFC 1123 host name ([`crate::endpoint::is_dns_name`], the rule kubeadm
+/// applies to certSANs), optionally a wildcard `*.` in front.
 fn is_dns_name(name: &str) -> bool {
-    let name = name.strip_suffix('.').unwrap_or(name);
-    let name = name.strip_prefix("*.").unwrap_or(name);
-    if name.is_empty() || name.len() > 253 {
-        return false;
-    }
-    name.split('.').all(|label| {
-        !label.is_empty()
-            && label.len() <= 63
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    })
+    crate::endpoint::is_dns_name(name.strip_prefix("*.").unwrap_or(name))
 }
 
 /// The DNS and IP SANs of a certificate, in the certificate's order. Other kinds (email, URI) are
@@ -156,6 +145,8 @@ mod tests {
             "a b",
             "10.0.0.1:6443",
             "https://x",
+            "10.0.0",
+            "under_score.example",
         ] {
             let err = San::parse(bad).unwrap_err();
             assert!(err.contains(&format!("{bad:?}")), "{err}");
