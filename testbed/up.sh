@@ -16,5 +16,5 @@ fi
 export PATH="$PWD/.venv/bin:$PATH"
 start=$SECONDS
 .venv/bin/molecule create -s "$layout"
-.venv/bin/molecule prepare -s "$layout" --force
+KUBEHA_SKIP_CONTROL=${KUBEHA_SKIP_CONTROL:-1} .venv/bin/molecule prepare -s "$layout" --force
 echo "up.sh: test bed '$layout' up in $((SECONDS - start)) s (molecule create + prepare)"
