@@ -13,6 +13,11 @@ MAX=16
 image=$(docker inspect -f '{{.Config.Image}}' kubeha-master1)
 export ANSIBLE_CONFIG=$PWD/ansible.cfg ANSIBLE_PIPELINING=True
 export ANSIBLE_CALLBACK_PLUGINS=$PWD/bench/plugins/callback ANSIBLE_CALLBACKS_ENABLED=bench_timer
+# the same /etc/hosts records molecule gives the bed's containers (etc_hosts of the scenario)
+add_hosts=$(.venv/bin/python -c '
+import yaml
+p = yaml.safe_load(open("molecule/pinned/molecule.yml"))["platforms"][0]
+print(" ".join("--add-host=%s:%s" % kv for kv in (p.get("etc_hosts") or {}).items()))')
 extra=()
 for i in $(seq 3 $MAX); do extra+=("kubeha-worker$i"); done
 
@@ -26,7 +31,7 @@ for i in $(seq 3 $MAX); do
     name=kubeha-worker$i
     docker rm -f "$name" >/dev/null 2>&1 || true
     docker run -d --name "$name" --hostname "$name" --label kubeha_layout=pinned --label kubeha_bench=scale \
-        --network kubeha --ip "172.30.0.$((30 + i - 3))" \
+        --network kubeha --ip "172.30.0.$((30 + i - 3))" $add_hosts \
         --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add SYS_PTRACE --security-opt seccomp=unconfined \
         --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw -e container=docker \
         --tmpfs /run --tmpfs /run/lock --tmpfs /tmp:exec --stop-signal SIGRTMIN+3 \
