@@ -7,6 +7,8 @@ PKGS=(
   openssl python3 python3-yaml     # emulators (Python 3 + PyYAML) and test PKI
   etcd-server                      # real etcd 3.4 behind the kube-apiserver emulator tests
   kubernetes-client                # kubectl 1.20, used by the emulator tests and the test bed
+  debootstrap tar gzip curl        # test-bed images (testbed/images/build.sh), health checks
+  python3-venv                     # .venv/ (scripts/venv.sh)
 )
 
 missing=()
@@ -35,4 +37,9 @@ if ((${#missing[@]})); then
   if [[ " ${missing[*]} " == *" etcd-server "* ]] && command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
     $SUDO systemctl disable --now etcd.service >/dev/null 2>&1 || true
   fi
+fi
+
+# The test bed needs a running Docker engine (not installed here: the host's engine is used).
+if ! docker info >/dev/null 2>&1; then
+  echo "host-deps: warning: no usable Docker engine (docker info failed): the test bed cannot run" >&2
 fi

@@ -12,6 +12,7 @@ if docker network inspect kubeha >/dev/null 2>&1; then
     docker network rm kubeha >/dev/null && echo "down.sh: removed network kubeha"
 fi
 if [[ -x .venv/bin/molecule ]]; then
+    export PATH="$PWD/.venv/bin:$PATH"
     for scenario in pinned kubespray; do
         # forget instances molecule still thinks exist (state lives in its ephemeral directory)
         .venv/bin/molecule reset -s "$scenario" >/dev/null 2>&1 || true

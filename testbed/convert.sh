@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Convert the running test bed: playbooks/convert.yml against testbed/inventory/<layout>.
+# Usage: testbed/convert.sh [pinned|kubespray|legacy] [extra ansible-playbook args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+layout=${1:-${LAYOUT:-pinned}}
+shift || true
+case $layout in
+    pinned) inventory=testbed/inventory/pinned.yml ;;
+    kubespray) inventory=testbed/inventory/kubespray.ini ;;
+    legacy) inventory=testbed/inventory/legacy.ini ;;
+    *) echo "convert.sh: unknown layout '$layout'" >&2; exit 2 ;;
+esac
+[[ -f playbooks/convert.yml ]] || { echo "convert.sh: playbooks/convert.yml missing" >&2; exit 1; }
+export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_CONFIG="$PWD/ansible.cfg"
+start=$SECONDS
+ansible-playbook -i "$inventory" playbooks/convert.yml "$@"
+echo "convert.sh: conversion of '$layout' took $((SECONDS - start)) s"

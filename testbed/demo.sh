@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The whole story from scratch on layout LAYOUT (pinned | kubespray): destroy, bring the unconverted
+# cluster up (timed), snapshot where every client points, convert (playbooks/convert.yml), snapshot
+# again, run the failover drill, print a per-host before/after table and the drill's result.
+# Snapshots: reports/demo/<layout>/{before,after}.json (servers and connection states only: no keys).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+layout=${1:-${LAYOUT:-pinned}}
+out=reports/demo/$layout
+mkdir -p "$out"
+
+snapshot() {   # JSON: per host, the server of each kubeconfig and of each running component
+    python3 - <<'PY'
+import json, subprocess, yaml
+HOSTS = ["kubeha-master1", "kubeha-master2", "kubeha-master3", "kubeha-worker1", "kubeha-worker2"]
+CONFS = ["admin.conf", "super-admin.conf", "controller-manager.conf", "scheduler.conf", "kubelet.conf"]
+COMPONENTS = ["kubelet", "kube-proxy", "kube-controller-manager", "kube-scheduler", "kube-apiserver"]
+def sh(host, *cmd):
+    p = subprocess.run(["docker", "exec", host, *cmd], capture_output=True, text=True)
+    return p.stdout if p.returncode == 0 else None
+snap = {}
+for host in HOSTS:
+    row = {}
+    for conf in CONFS:
+        text = sh(host, "cat", "/etc/kubernetes/" + conf)
+        if text:
+            clusters = (yaml.safe_load(text) or {}).get("clusters") or []
+            row[conf] = ",".join(c["cluster"]["server"] for c in clusters)
+    for comp in COMPONENTS:
+        text = sh(host, "cat", "/run/kubeha/%s.json" % comp)
+        if text:
+            st = json.loads(text)
+            row[comp + " (running)"] = "%s %s" % (st.get("server"), "ok" if st.get("connected") else "NOT CONNECTED")
+    snap[host] = row
+cluster = {}
+def cm(ns, name):
+    text = sh("kubeha-master1", "kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "get", "configmap", "-n", ns, name, "-o", "json")
+    return json.loads(text)["data"] if text else {}
+kp = cm("kube-system", "kube-proxy").get("kubeconfig.conf")
+ci = cm("kube-public", "cluster-info").get("kubeconfig")
+cc = cm("kube-system", "kubeadm-config").get("ClusterConfiguration")
+cluster["configmap kube-proxy"] = yaml.safe_load(kp)["clusters"][0]["cluster"]["server"] if kp else None
+cluster["configmap cluster-info"] = yaml.safe_load(ci)["clusters"][0]["cluster"]["server"] if ci else None
+cluster["configmap kubeadm-config controlPlaneEndpoint"] = yaml.safe_load(cc).get("controlPlaneEndpoint") if cc else None
+snap["cluster"] = cluster
+print(json.dumps(snap, indent=1, sort_keys=True))
+PY
+}
+
+echo "== demo ($layout): destroy"
+testbed/down.sh
+echo "== demo ($layout): bring up the unconverted cluster"
+start=$SECONDS
+testbed/up.sh "$layout" || { echo "demo: test bed did not come up" >&2; exit 1; }
+up_time=$((SECONDS - start))
+snapshot >"$out/before.json"
+echo "== demo ($layout): convert"
+start=$SECONDS
+testbed/convert.sh "$layout"
+convert_rc=$? convert_time=$((SECONDS - start))
+snapshot >"$out/after.json"
+echo "== demo ($layout): failover drill"
+start=$SECONDS
+testbed/drill.sh "$layout" 2>&1 | tee "$out/drill.log" | grep -E 'msg:|Drill \||ok=|failed=|PASSED|passed|FAILED|fatal' | sed 's/^/  /'
+drill_rc=${PIPESTATUS[0]} drill_time=$((SECONDS - start))
+
+python3 - "$out/before.json" "$out/after.json" <<'PY'
+import json, sys
+before, after = (json.load(open(p)) for p in sys.argv[1:3])
+print("\n%-16s %-44s %-34s %s" % ("host", "client", "before", "after"))
+for host in before:
+    keys = sorted(set(before[host]) | set(after.get(host, {})))
+    for k in keys:
+        b, a = before[host].get(k), after.get(host, {}).get(k)
+        mark = "" if b == a else "  *"
+        print("%-16s %-44s %-34s %s%s" % (host, k, b, a, mark))
+PY
+echo
+echo "demo ($layout): test bed up in ${up_time} s; conversion rc=$convert_rc in ${convert_time} s; drill rc=$drill_rc in ${drill_time} s (log $out/drill.log)"
+if ((convert_rc == 0 && drill_rc == 0)); then echo "demo ($layout): RESULT: HA proven"; exit 0; fi
+echo "demo ($layout): RESULT: FAILED"; exit 1

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Failover drill against the running (converted) test bed. Runs playbooks/drill.yml when it exists
+# (the product's drill), then the test bed's own verification molecule/shared/verify.yml (servers of
+# every component, the write-up's drill with the real kubectl through the VIP, the Python client).
+# Usage: testbed/drill.sh [pinned|kubespray|legacy]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+layout=${1:-${LAYOUT:-pinned}}
+case $layout in
+    pinned) inventory=testbed/inventory/pinned.yml ;;
+    kubespray) inventory=testbed/inventory/kubespray.ini ;;
+    legacy) inventory=testbed/inventory/legacy.ini ;;
+    *) echo "drill.sh: unknown layout '$layout'" >&2; exit 2 ;;
+esac
+export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_CONFIG="$PWD/ansible.cfg"
+start=$SECONDS
+if [[ -f playbooks/drill.yml ]]; then
+    echo "== playbooks/drill.yml"
+    ansible-playbook -i "$inventory" playbooks/drill.yml
+fi
+echo "== molecule/shared/verify.yml"
+ansible-playbook -i "$inventory" molecule/shared/verify.yml
+echo "drill.sh: drill of '$layout' passed in $((SECONDS - start)) s"
