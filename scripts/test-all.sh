@@ -64,6 +64,7 @@ playbooks() {
 molecule_pinned() { testbed/down.sh && molecule test -s pinned; }
 molecule_kubespray() { testbed/down.sh && molecule test -s kubespray; }
 
+section "TLS verification never disabled (chaos/tls-guard.sh)" chaos/tls-guard.sh
 section "rust tests" rust
 section "emulator tests (pytest)" emulators
 section "collection checks" collection
