@@ -5,11 +5,13 @@
 # <hash> is a hash of the recipe files; an existing tag is reused (no rebuild). The downloaded
 # packages are cached as a debootstrap tarball under .cache/debootstrap/, keyed by a hash of the
 # suite and package list (the part of the recipe that decides what is downloaded).
-# Usage: testbed/images/build.sh [node|bullseye|all]   (default: all)
+# Usage: testbed/images/build.sh [node|bullseye|all|hash]   (default: all)
+# Env: KUBEHA_IMAGE_FORCE=1 rebuilds even when the tag exists; KUBEHA_IMAGE_CACHE=DIR moves the
+# download cache (an empty DIR measures a build from scratch).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-cache="$repo/.cache/debootstrap"
+cache=${KUBEHA_IMAGE_CACHE:-"$repo/.cache/debootstrap"}
 which=${1:-all}
 
 # Mirror: the one configured for bookworm in /etc/apt (deb822 .sources or one-line .list files).
@@ -39,7 +41,7 @@ build_one() {   # name suite kind
     local name=$1 suite=$2 kind=$3 image hash tarball rootfs start mirror_url
     hash=$(recipe_hash "$name")
     image="kubeha-$name:$hash"
-    if docker image inspect "$image" >/dev/null 2>&1; then
+    if [[ ${KUBEHA_IMAGE_FORCE:-0} != 1 ]] && docker image inspect "$image" >/dev/null 2>&1; then
         echo "image $image exists (recipe unchanged): not rebuilt"
         [[ $name == node ]] && docker tag "$image" kubeha-node:latest
         return 0
