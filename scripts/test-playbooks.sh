@@ -60,8 +60,12 @@ if ap check -i "$inv" playbooks/convert.yml --check --diff; then
     snap after-check
     if d=$(same before after-check all); then ok "dry run changed no file and no ConfigMap resourceVersion"; else ko "dry run changed: $d"; fi
     n=$(recap_changed "$logs/check.log")
-    grep -q "would update" "$logs/check.log" && ((n > 0)) && ok "dry run lists the changes ($n changed tasks, diffs in $logs/check.log)" \
-        || ko "dry run did not list changes"
+    diffs=$(grep -c '^+++ after: ' "$logs/check.log" || true)
+    if ((n > 0 && diffs > 0)) && grep -q 'kube-proxy would be restarted on' "$logs/check.log"; then
+        ok "dry run lists the changes ($n changed tasks, $diffs file/ConfigMap diffs, the kube-proxy roll; $logs/check.log)"
+    else
+        ko "dry run did not list the changes (changed=$n, diffs=$diffs)"
+    fi
 else
     ko "dry run failed (see $logs/check.log)"
 fi
