@@ -136,7 +136,9 @@ def main():
     a("Machine: %s CPUs (%s), %s memory, kernel %s, docker %s, %s. Test bed: layout `pinned`," %
       (m["nproc"], m["cpu"], m["memory"], m["kernel"], m["docker"], m["ansible"]))
     a("3 masters + 2 workers + the HAProxy LB, containers on one host (docs/architecture.md); forks %d," % 20)
-    a("pipelining on (ANSIBLE_PIPELINING=True) for both playbooks; endpoint policy `kubeadm` (the default).")
+    a("pipelining on (ANSIBLE_PIPELINING=True) for both playbooks; endpoint policy `kubeadm` (the default);")
+    a("kubeha with its optional HAProxy drain around each master's certificate change (`kubeha_lb_haproxy_host:")
+    a("kubeha-lb`, as chaos/ runs it; the reference has no such step).")
     a("")
     a("## Headline")
     a("")
