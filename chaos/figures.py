@@ -67,7 +67,8 @@ def main():
         *rows,
         "",
         f"- module kills (`apiserver_cert` SIGKILLed mid-write on a fixture tree): "
-        + (f"{module_kill['recovered_ok']}/{module_kill['total']} recovered; killed with a swap journal on disk: "
+        + (f"pair intact after the next run {module_kill['pair_ok']}/{module_kill['total']}, no staged/backup file left "
+           f"{module_kill['recovered_ok']}/{module_kill['total']}; killed with a swap journal on disk: "
            f"{module_kill['killed_mid_swap']}, pair mismatched right after the kill: {module_kill['mismatched_right_after_kill']}"
            if module_kill else "not run"),
         f"- TLS guard: {guard.splitlines()[-1] if guard else 'not run'}",

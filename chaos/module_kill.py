@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -149,15 +150,21 @@ def main():
             match_after_kill = pair_state(ssl_dir)[0]
             again = run_module(binary, normal)
             match, chains, sans_ok, mode_ok, leftovers = pair_state(ssl_dir)
-            ok = (not again.get("failed")) and match and chains and sans_ok and mode_ok and not leftovers
+            pair_ok = (not again.get("failed")) and match and chains and sans_ok and mode_ok
+            ok = pair_ok and not leftovers
+            for name in leftovers:  # count each kill's own litter only (fixture tree)
+                os.remove(os.path.join(ssl_dir, name))
             results.append({"i": i, "mode": mode, "exited_before_kill": exited_before_kill, "journal_seen": saw_journal,
                             "journal_left": journal_left, "pair_matched_after_kill": match_after_kill,
                             "rerun_failed": bool(again.get("failed")), "rerun_msg": again.get("msg") if again.get("failed") else None,
                             "recovered": again.get("recovered"), "match": match, "chains": chains, "sans_ok": sans_ok,
-                            "key_0600": mode_ok, "leftovers": leftovers, "ok": ok})
+                            "key_0600": mode_ok, "leftovers": leftovers, "pair_ok": pair_ok, "ok": ok})
     good = sum(1 for r in results if r["ok"])
+    pairs = sum(1 for r in results if r["pair_ok"])
+    litter = sorted({re.sub(r"\d+", "<n>", n) for r in results for n in r["leftovers"]})
     summary = {
-        "binary": binary, "seed": seed, "swap_seconds": [round(t, 3) for t in times], "total": len(results), "recovered_ok": good,
+        "binary": binary, "seed": seed, "swap_seconds": [round(t, 3) for t in times], "total": len(results), "recovered_ok": good, "pair_ok": pairs,
+        "leftover_patterns": litter, "runs_with_leftovers": sum(1 for r in results if r["leftovers"]),
         "killed_mid_swap": sum(1 for r in results if r["journal_left"]),
         "mismatched_right_after_kill": sum(1 for r in results if not r["pair_matched_after_kill"]),
         "exited_before_kill": sum(1 for r in results if r["exited_before_kill"]),
@@ -165,7 +172,9 @@ def main():
     }
     with open(args.out, "w", encoding="utf-8") as handle:
         json.dump(summary, handle, indent=2)
-    print(f"module kills: {good}/{len(results)} recovered (killed mid-swap: {summary['killed_mid_swap']}, "
+    print(f"module kills: key/cert pair intact after the next run {pairs}/{len(results)}; "
+          f"no staged/backup file left {good}/{len(results)}" + (f" (left: {litter})" if litter else "") + "; "
+          f"(killed mid-swap: {summary['killed_mid_swap']}, "
           f"pair mismatched right after the kill: {summary['mismatched_right_after_kill']}, "
           f"finished before the kill: {summary['exited_before_kill']})")
     return 0 if good == len(results) else 1
