@@ -74,13 +74,23 @@ impl ApiserverCert {
         // 1. An interrupted swap of an earlier run comes first.
         let pending = swap::inspect(&self.cert_path)?;
         let (recovered, cert_file, key_file) = match &pending {
-            None => (None, self.cert_path.clone(), self.key_path.clone()),
+            None => (
+                self.sweep_leftovers(check_mode)?,
+                self.cert_path.clone(),
+                self.key_path.clone(),
+            ),
             Some(p) if check_mode => {
                 let (c, k) = p.effective_pair();
                 (Some(p.describe(false)), c, k)
             }
             Some(p) => (
-                Some(swap::recover(p)?),
+                Some(swap::recover(p)?)
+                    .map(|r| match self.sweep_leftovers(false) {
+                        Ok(Some(swept)) => Ok(format!("{r}; {swept}")),
+                        Ok(None) => Ok(r),
+                        Err(e) => Err(e),
+                    })
+                    .transpose()?,
                 self.cert_path.clone(),
                 self.key_path.clone(),
             ),
@@ -239,6 +249,29 @@ impl ApiserverCert {
             out.set("backup_key_file", previous.key.display().to_string());
         }
         Ok(out)
+    }
+
+    /// Remove (or, in check mode, name) the hidden files a run killed before its swap journal was
+    /// complete left beside the pair; they may hold copies of the private key.
+    fn sweep_leftovers(&self, check_mode: bool) -> Result<Option<String>> {
+        let found = swap::leftovers(&self.cert_path, &self.key_path);
+        if found.is_empty() {
+            return Ok(None);
+        }
+        let names: Vec<String> = found.iter().map(|p| p.display().to_string()).collect();
+        if check_mode {
+            return Ok(Some(format!(
+                "would remove {} leftover file(s) of an interrupted run: {}",
+                found.len(),
+                names.join(", ")
+            )));
+        }
+        swap::remove_leftovers(&found)?;
+        Ok(Some(format!(
+            "removed {} leftover file(s) of an interrupted run: {}",
+            found.len(),
+            names.join(", ")
+        )))
     }
 
     fn verify_pair(&self, cert: &X509Ref, key_pem: &[u8], ca: &X509Ref, what: &str) -> Result<()> {

@@ -223,6 +223,55 @@ fn roll_back(j: &Journal) -> Result<()> {
     Ok(())
 }
 
+/// Hidden files a swap killed before its journal was complete leaves beside the pair: staged
+/// copies (`.<name>.kubeha-<pid>.tmp`), the previous-pair copies (`.<name>.kubeha-prev`) and a
+/// half-written journal (`.<journal>.kubeha-<pid>.tmp`). With no journal they belong to no swap,
+/// and they hold key material, so they must not stay. Staged files of a process that is still
+/// alive (a concurrent run) are left alone. Call only when [`inspect`] found no journal (or after
+/// [`recover`]).
+pub fn leftovers(cert_path: &Path, key_path: &Path) -> Vec<PathBuf> {
+    let journal = journal_path(cert_path);
+    let mut found = Vec::new();
+    for target in [cert_path, key_path, journal.as_path()] {
+        let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        let dir = target.parent().unwrap_or_else(|| Path::new("."));
+        let Ok(entries) = fs::read_dir(dir) else {
+            continue;
+        };
+        let staged_prefix = format!(".{name}.kubeha-");
+        for entry in entries.flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let Some(rest) = file.strip_prefix(&staged_prefix) else {
+                continue;
+            };
+            let stale = if rest == "prev" {
+                target != journal.as_path()
+            } else if let Some(pid) = rest.strip_suffix(".tmp") {
+                pid.parse::<u32>().is_ok_and(|pid| {
+                    pid == std::process::id() || !Path::new(&format!("/proc/{pid}")).exists()
+                })
+            } else {
+                false
+            };
+            if stale {
+                found.push(entry.path());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Remove the files [`leftovers`] found.
+pub fn remove_leftovers(paths: &[PathBuf]) -> Result<()> {
+    for path in paths {
+        remove_if_present(path)?;
+    }
+    Ok(())
+}
+
 /// Copies of the pair taken before a swap.
 pub struct Previous {
     pub cert: PathBuf,
@@ -305,4 +354,43 @@ pub fn swap_pair(
         };
     }
     finish(&journal_file, &journal)
+}
+
+#[cfg(test)]
+mod leftover_tests {
+    use super::*;
+
+    #[test]
+    fn staged_and_previous_copies_without_a_journal_are_leftovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("apiserver.crt");
+        let key = dir.path().join("apiserver.key");
+        fs::write(&cert, b"c").unwrap();
+        fs::write(&key, b"k").unwrap();
+        // pid 999999999 is above pid_max: no live process has it
+        let dead = [
+            ".apiserver.key.kubeha-999999999.tmp",
+            ".apiserver.crt.kubeha-prev",
+            ".apiserver.key.kubeha-prev",
+            "..apiserver.kubeha-swap.json.kubeha-999999999.tmp",
+        ];
+        for name in dead {
+            fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        // a staged file of a live process (pid 1 always runs) belongs to a concurrent run: kept
+        fs::write(dir.path().join(".apiserver.key.kubeha-1.tmp"), b"x").unwrap();
+        fs::write(dir.path().join(".unrelated.kubeha-prev"), b"x").unwrap();
+        let found = leftovers(&cert, &key);
+        let names: Vec<String> = found
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        let mut expected: Vec<String> = dead.iter().map(|s| s.to_string()).collect();
+        expected.sort();
+        assert_eq!(names, expected);
+        remove_leftovers(&found).unwrap();
+        assert!(leftovers(&cert, &key).is_empty());
+        assert!(dir.path().join(".apiserver.key.kubeha-1.tmp").exists());
+        assert_eq!(fs::read(&key).unwrap(), b"k");
+    }
 }
