@@ -5,7 +5,7 @@ LAYOUT ?= pinned
 export LAYOUT
 
 .PHONY: deps venv build image testbed convert drill report demo test test-rust test-emulators \
-        test-collection test-molecule chaos bench clean
+        test-collection test-molecule test-playbooks chaos bench clean
 
 deps:            ## host packages (Debian) the build and the test bed need
 	scripts/host-deps.sh
@@ -33,6 +33,9 @@ demo: venv build image  ## all of it from scratch, ending with the before/after 
 
 test: venv build image  ## every test
 	scripts/test-all.sh
+
+test-playbooks: venv build image ## convert/rollback/hook end to end on a fresh pinned bed (scripts/test-playbooks.sh)
+	testbed/up.sh pinned && scripts/test-playbooks.sh pinned
 
 chaos: venv build image ## reliability suites
 	chaos/run.sh
