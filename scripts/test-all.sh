@@ -55,7 +55,7 @@ bullseye_fallback() {
 }
 control() {
     # the unconverted pinned cluster: stopping master1's apiserver must break kubectl
-    testbed/up.sh pinned && ansible-playbook -i testbed/inventory/pinned.yml molecule/pinned/control.yml
+    testbed/down.sh && testbed/up.sh pinned && ansible-playbook -i testbed/inventory/pinned.yml molecule/pinned/control.yml
 }
 playbooks() {
     # convert / rollback / drill / hook end to end on the running, unconverted pinned test bed
