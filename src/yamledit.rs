@@ -612,6 +612,21 @@ impl Quote {
 
 /// Write `value` as a YAML scalar in `style`; plain only when every YAML reader (YAML 1.1 ones
 /// like kubeadm's included) reads it back as the same string.
+/// Block-list items `- <value>` at column `col`, each on a new line: the list a missing key or an
+/// empty parent gets.
+fn new_list_items(items: &[&String], col: usize) -> String {
+    items
+        .iter()
+        .map(|m| {
+            format!(
+                "\n{}- {}",
+                " ".repeat(col),
+                format_scalar(m, Quote::PlainIfSafe)
+            )
+        })
+        .collect()
+}
+
 pub fn format_scalar(value: &str, style: Quote) -> String {
     match style {
         Quote::Single if !value.contains(['\n', '\\']) => {
@@ -885,38 +900,14 @@ pub fn ensure_list_items(
         }
         Located::Missing { scope, from } => {
             let step = ed.indent_step();
-            let list_extra = ed.list_indent(0);
-            let leaf = |c: usize| -> String {
-                missing
-                    .iter()
-                    .map(|m| {
-                        format!(
-                            "\n{}- {}",
-                            " ".repeat(c + list_extra),
-                            format_scalar(m, Quote::PlainIfSafe)
-                        )
-                    })
-                    .collect()
-            };
+            let leaf = |c: usize| new_list_items(&missing, c + ed.list_indent(0));
             let block = nested_block(&path[from..], scope.indent, step, &leaf);
             let at = insertion_point(&ed, &scope)?;
             apply(text, at..at, &block)
         }
         Located::EmptyParent { hit, from } => {
             let step = ed.indent_step();
-            let list_extra = ed.list_indent(0);
-            let leaf = |c: usize| -> String {
-                missing
-                    .iter()
-                    .map(|m| {
-                        format!(
-                            "\n{}- {}",
-                            " ".repeat(c + list_extra),
-                            format_scalar(m, Quote::PlainIfSafe)
-                        )
-                    })
-                    .collect()
-            };
+            let leaf = |c: usize| new_list_items(&missing, c + ed.list_indent(0));
             let block = nested_block(&path[from..], hit.col + step, step, &leaf);
             let at = ed.lines[hit.line].end;
             apply(text, at..at, &block)
