@@ -4,7 +4,7 @@
 mod common;
 
 use openssl::asn1::Asn1Time;
-use openssl::bn::{BigNum, MsbOption};
+use openssl::bn::BigNum;
 use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
@@ -12,7 +12,6 @@ use openssl::pkey::{Id, PKey, Private};
 use openssl::rsa::Rsa;
 use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
-    SubjectKeyIdentifier,
 };
 use openssl::x509::{X509NameBuilder, X509};
 use serde_json::{json, Value};
@@ -45,44 +44,6 @@ fn key_pem(key: &PKey<Private>) -> Vec<u8> {
         Id::RSA => key.rsa().unwrap().private_key_to_pem().unwrap(),
         _ => key.ec_key().unwrap().private_key_to_pem().unwrap(),
     }
-}
-
-fn make_ca(cn: &str) -> (X509, PKey<Private>) {
-    let key = new_key(Alg::Rsa2048);
-    let mut name = X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", cn).unwrap();
-    let name = name.build();
-    let mut b = X509::builder().unwrap();
-    b.set_version(2).unwrap();
-    let mut serial = BigNum::new().unwrap();
-    serial.rand(64, MsbOption::ONE, false).unwrap();
-    b.set_serial_number(&serial.to_asn1_integer().unwrap())
-        .unwrap();
-    b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(&name).unwrap();
-    b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(3650).unwrap())
-        .unwrap();
-    b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
-        .unwrap();
-    b.append_extension(
-        KeyUsage::new()
-            .critical()
-            .key_cert_sign()
-            .digital_signature()
-            .key_encipherment()
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
-    let ski = SubjectKeyIdentifier::new()
-        .build(&b.x509v3_context(None, None))
-        .unwrap();
-    b.append_extension(ski).unwrap();
-    b.sign(&key, MessageDigest::sha256()).unwrap();
-    (b.build(), key)
 }
 
 fn make_leaf(ca: &X509, ca_key: &PKey<Private>, alg: Alg, sans: &[&str]) -> (X509, PKey<Private>) {
@@ -156,7 +117,7 @@ impl Pki {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("ssl");
         fs::create_dir(&dir).unwrap();
-        let (ca, ca_key) = make_ca("kubernetes");
+        let (ca, ca_key) = common::self_signed_ca("kubernetes");
         let (crt, key) = make_leaf(&ca, &ca_key, alg, &OLD_SANS);
         write(&dir.join("ca.crt"), &ca.to_pem().unwrap(), 0o644);
         write(&dir.join("ca.key"), &key_pem(&ca_key), 0o600);
@@ -406,7 +367,7 @@ fn missing_ca_key_is_refused_as_external_ca() {
 #[test]
 fn cert_from_another_ca_is_refused() {
     let pki = Pki::new(Alg::Rsa2048);
-    let (other, other_key) = make_ca("kubernetes");
+    let (other, other_key) = common::self_signed_ca("kubernetes");
     let (crt, key) = make_leaf(&other, &other_key, Alg::Rsa2048, &OLD_SANS);
     write(&pki.path("apiserver.crt"), &crt.to_pem().unwrap(), 0o644);
     write(&pki.path("apiserver.key"), &key_pem(&key), 0o600);

@@ -371,44 +371,47 @@ pub fn key_pem(key: &PKey<Private>) -> Vec<u8> {
     key.rsa().expect("rsa").private_key_to_pem().expect("pem")
 }
 
+/// A self-signed RSA-2048 CA like kubeadm's (CN `cn`, 10 years, CA:TRUE, keyCertSign, SKI).
+pub fn self_signed_ca(cn: &str) -> (X509, PKey<Private>) {
+    let ca_key = rsa2048();
+    let subject = name(cn, &[]);
+    let mut b = X509::builder().expect("builder");
+    b.set_version(2).unwrap();
+    let mut serial = BigNum::new().unwrap();
+    serial.rand(63, MsbOption::ONE, false).unwrap();
+    b.set_serial_number(&serial.to_asn1_integer().unwrap())
+        .unwrap();
+    b.set_subject_name(&subject).unwrap();
+    b.set_issuer_name(&subject).unwrap();
+    b.set_pubkey(&ca_key).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(3650).unwrap())
+        .unwrap();
+    b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+        .unwrap();
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .key_cert_sign()
+            .digital_signature()
+            .key_encipherment()
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let ski = SubjectKeyIdentifier::new()
+        .build(&b.x509v3_context(None, None))
+        .unwrap();
+    b.append_extension(ski).unwrap();
+    b.sign(&ca_key, MessageDigest::sha256()).unwrap();
+    (b.build(), ca_key)
+}
+
 impl Pki {
     pub fn new() -> Pki {
-        let ca_key = rsa2048();
-        let subject = name("kubernetes", &[]);
-        let mut b = X509::builder().expect("builder");
-        b.set_version(2).unwrap();
-        let mut serial = BigNum::new().unwrap();
-        serial.rand(63, MsbOption::ONE, false).unwrap();
-        b.set_serial_number(&serial.to_asn1_integer().unwrap())
-            .unwrap();
-        b.set_subject_name(&subject).unwrap();
-        b.set_issuer_name(&subject).unwrap();
-        b.set_pubkey(&ca_key).unwrap();
-        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-            .unwrap();
-        b.set_not_after(&Asn1Time::days_from_now(3650).unwrap())
-            .unwrap();
-        b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
-            .unwrap();
-        b.append_extension(
-            KeyUsage::new()
-                .critical()
-                .key_cert_sign()
-                .digital_signature()
-                .key_encipherment()
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
-        let ski = SubjectKeyIdentifier::new()
-            .build(&b.x509v3_context(None, None))
-            .unwrap();
-        b.append_extension(ski).unwrap();
-        b.sign(&ca_key, MessageDigest::sha256()).unwrap();
-        Pki {
-            ca: b.build(),
-            ca_key,
-        }
+        let (ca, ca_key) = self_signed_ca("kubernetes");
+        Pki { ca, ca_key }
     }
 
     /// A leaf signed by the CA: serving (`dns`/`ips` SANs, serverAuth) or client (clientAuth).
