@@ -14,8 +14,11 @@ fi
 if [[ -x .venv/bin/molecule ]]; then
     export PATH="$PWD/.venv/bin:$PATH"
     for scenario in pinned kubespray; do
-        # forget instances molecule still thinks exist (state lives in its ephemeral directory)
-        .venv/bin/molecule reset -s "$scenario" >/dev/null 2>&1 || true
+        # Make molecule forget the instances (its state lives in an ephemeral directory keyed by this
+        # checkout's directory name). `molecule destroy` acts only on this scenario's own platforms
+        # and network. Never `molecule reset`: the docker driver's reset stops and prunes EVERY
+        # container labelled owner=molecule on the machine, other checkouts' and other projects' too.
+        .venv/bin/molecule destroy -s "$scenario" >/dev/null 2>&1 || true
     done
 fi
 exit 0
