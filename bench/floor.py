@@ -96,19 +96,24 @@ def roll_kube_proxy(master, node):
     wait(node, "curl -sf --max-time 3 http://127.0.0.1:10256/healthz", node + " kube-proxy healthz")
 
 
+def bare(name):
+    """Task name without the "<collection>.<role> : " prefix Ansible gives role tasks."""
+    return name.split(" : ", 1)[-1]
+
+
 def restarts_of(timer):
     """[(host, component)] in run order, from the handlers that changed something."""
     out = []
     for task in timer["tasks"]:
         if not task.get("handler"):
             continue
-        name = task["name"]
+        name = bare(task["name"])
         for component in ("kubelet", "kube-controller-manager", "kube-scheduler", "kube-apiserver"):
             if name.endswith("restart " + component):
                 for host, status in sorted(task.get("results", {}).items()):
                     if status == "changed":
                         out.append((host, component))
-    rolled = any(t["name"].lower().startswith("kube-proxy node | delete") and
+    rolled = any(bare(t["name"]).lower().startswith("kube-proxy node | delete") and
                  any(s == "changed" for s in t.get("results", {}).values()) for t in timer["tasks"])
     return out, rolled
 
@@ -183,7 +188,7 @@ def main():
         for node in masters + workers:
             step("%s kube-proxy roll" % node, roll_kube_proxy, first, node)
     total = time.time() - t0
-    report = {"floor_seconds": round(total, 3), "restarts": restarts, "kube_proxy_rolled": rolled, "steps": steps}
+    report = {"started": t0, "floor_seconds": round(total, 3), "restarts": restarts, "kube_proxy_rolled": rolled, "steps": steps}
     with open(args.out, "w", encoding="utf-8") as handle:
         json.dump(report, handle, indent=1)
     print("floor: %.1f s (%d restarts, kube-proxy roll: %s)" % (total, len(restarts), rolled))

@@ -11,6 +11,11 @@ Two passes of bench/modcost.yml against --host (a converted master of the test b
      Each is then run again on the host --rss-runs times under a wait4() wrapper: peak RSS
      (ru_maxrss of the module process and anything it waited for, e.g. the kubectl a command
      module runs) and the module's own run time on the host.
+  3. transfer: what one docker-connection round trip and one put_file cost on this host, by size.
+     The connection's put_file is `docker exec -i <host> sh -c "dd of=..."` with the file on stdin;
+     the same command is timed --transfer-runs times for a 300-byte file and for each kubeha binary,
+     interleaved (so load changes hit all sizes alike), and `docker exec <host> true` for the round
+     trip. put(binary) - put(300 B) is the part of a binary module's call that its size costs.
 Writes --out (JSON) and prints a table.
 """
 
@@ -56,6 +61,44 @@ print(json.dumps(out))
 """
 
 
+MODULES_DIR = os.path.join(REPO, "ansible", "ansible_collections", "kubeha", "control_plane", "plugins", "modules")
+
+
+def transfer_costs(host, runs):
+    """Median seconds of a put_file-equivalent per file size, and of an empty docker exec round trip."""
+    import time
+
+    small = tempfile.NamedTemporaryFile(prefix="kubeha-bench-", delete=False)
+    small.write(b"x" * 300)
+    small.close()
+    files = {"300 B": small.name}
+    for name in sorted(os.listdir(MODULES_DIR)):
+        path = os.path.join(MODULES_DIR, name)
+        if not name.endswith(".yml") and os.path.isfile(path):
+            files[name] = path
+    times = {name: [] for name in files}
+    times["exec round trip"] = []
+    target = "/tmp/kubeha-bench-put"
+    try:
+        for _ in range(runs):
+            for name, path in files.items():
+                with open(path, "rb") as handle:
+                    start = time.time()
+                    subprocess.run(["docker", "exec", "-i", host, "/bin/sh", "-c", "dd of=%s bs=65536" % target],
+                                   stdin=handle, capture_output=True, check=True)
+                    times[name].append(time.time() - start)
+            start = time.time()
+            subprocess.run(["docker", "exec", host, "true"], capture_output=True, check=True)
+            times["exec round trip"].append(time.time() - start)
+    finally:
+        os.unlink(small.name)
+        subprocess.run(["docker", "exec", host, "rm", "-f", target], capture_output=True)
+    sizes = {name: os.path.getsize(path) for name, path in files.items() if name != "300 B"}
+    sizes["300 B"] = 300
+    return {name: {"bytes": sizes.get(name), "median_s": statistics.median(v), "min_s": min(v)}
+            for name, v in times.items()}
+
+
 def playbook(inventory, host, n, timer, env_extra):
     env = dict(os.environ)
     env.update({
@@ -81,10 +124,24 @@ def main():
     parser.add_argument("--host", default="kubeha-master1")
     parser.add_argument("--n", type=int, default=20)
     parser.add_argument("--rss-runs", type=int, default=5)
+    parser.add_argument("--transfer-runs", type=int, default=15)
+    parser.add_argument("--transfer-only", action="store_true",
+                        help="only step 3, added to an existing --out (the other figures are kept)")
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
+    if args.transfer_only:
+        with open(args.out, encoding="utf-8") as handle:
+            result = json.load(handle)
+        import time
+        started = time.time()
+        result.update({"transfer_runs": args.transfer_runs, "transfer": transfer_costs(args.host, args.transfer_runs),
+                       "transfer_started": started})
+        with open(args.out, "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=1)
+        print_transfer(result["transfer"])
+        return 0
     bytes_log = os.path.join(args.workdir, "modcost-bytes.jsonl")
     if os.path.exists(bytes_log):
         os.unlink(bytes_log)
@@ -121,6 +178,7 @@ def main():
             "put_bytes_per_call": sum(e["bytes"] for e in during if e["op"] == "put") / args.n,
             "exec_bytes_per_call": sum(e["bytes"] for e in during if e["op"] == "exec") / args.n,
             "execs_per_call": sum(1 for e in during if e["op"] == "exec") / args.n,
+            "puts_per_call": sum(1 for e in during if e["op"] == "put") / args.n,
             "module_file_bytes": k["size"],
             "peak_rss_kb_max": max(k["rss_kb"]),
             "peak_rss_kb_median": statistics.median(k["rss_kb"]),
@@ -129,7 +187,11 @@ def main():
         rows.setdefault(pair, {})["kubeha" if side == "kubeha" else "builtin"] = entry
         if side != "kubeha":
             rows[pair]["builtin_name"] = side.replace("builtin ", "")
-    result = {"host": args.host, "n": args.n, "rss_runs": args.rss_runs, "pairs": rows}
+    import time
+    started = time.time()
+    transfer = transfer_costs(args.host, args.transfer_runs)
+    result = {"host": args.host, "n": args.n, "rss_runs": args.rss_runs, "pairs": rows,
+              "transfer_runs": args.transfer_runs, "transfer": transfer, "transfer_started": started}
     with open(args.out, "w", encoding="utf-8") as handle:
         json.dump(result, handle, indent=1)
     print("%-20s %-28s %9s %9s %10s %10s %8s %8s" % ("module", "builtin", "ms/call", "ms/call", "bytes", "bytes",
@@ -139,7 +201,15 @@ def main():
         print("%-20s %-28s %9.0f %9.0f %10.0f %10.0f %8.1f %8.1f" % (
             pair, row["builtin_name"][:28], k["wall_per_call_s"] * 1000, b["wall_per_call_s"] * 1000,
             k["bytes_per_call"], b["bytes_per_call"], k["peak_rss_kb_max"] / 1024, b["peak_rss_kb_max"] / 1024))
+    print_transfer(transfer)
     return 0
+
+
+def print_transfer(transfer):
+    print("%-22s %10s %12s %12s" % ("transfer", "bytes", "median ms", "min ms"))
+    for name, row in transfer.items():
+        print("%-22s %10s %12.0f %12.0f" % (name, row["bytes"] if row["bytes"] is not None else "-",
+                                             row["median_s"] * 1000, row["min_s"] * 1000))
 
 
 if __name__ == "__main__":

@@ -13,11 +13,46 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from floor import bare, restarts_of  # noqa: E402  (same reading of a run's restarts as the floor)
 
 PHASES = [("local proxy", "local proxy"), ("preflight", "preflight"), ("certificates", "masters: certificates"),
           ("kubeconfigs", "masters: kubeconfigs + restarts"), ("workers", "workers"),
           ("configmaps", "ConfigMaps + kube-proxy roll"), ("verify", "verify"), ("drill", "drill"),
           ("report", "report"), ("groups", "inventory groups")]
+METHOD = """## What `make bench` measures (bench/run.sh)
+
+1. A fresh unconverted bed (`testbed/down.sh` then `testbed/up.sh pinned`: 3 masters, 2 workers, HAProxy).
+2. `playbooks/convert.yml` (forks 20, ANSIBLE_PIPELINING=True, kubeha's optional HAProxy drain on, as
+   chaos/ runs it), with `chaos/probe.py` sending authenticated, CA-verified GETs through the VIP at
+   10/s the whole time. Gives the kubeha wall time and the **availability** percentage.
+3. **Floor A**: `bench/floor.py` replays, through `docker exec` with 0.2 s polls, only the restarts
+   that run made (the handlers that reported "changed", read from the run's `bench_timer` JSON) in the
+   same serial order, the workers in the same batches with node Ready and Lease renewal, and the
+   kube-proxy roll node by node. No Ansible, no file edits.
+4. **Module cost** on kubeha-master1 (`bench/modcost.py`, `bench/modcost.yml`): each of the 7 binary
+   modules and a Python builtin counterpart, 20 calls each (no-change or check-mode calls): wall
+   time per call (task time / 20), bytes sent per call (counted in the docker connection's `put_file`
+   and `exec_command` by `bench/plugins/callback/bench_timer.py`), and peak RSS (`ru_maxrss` from
+   `wait4()` of the module re-run on the host with its real arguments, kept by
+   ANSIBLE_KEEP_REMOTE_FILES=1); and what one `put_file` costs by file size (`docker exec -i ... dd`, the
+   docker connection's own transfer) against a 300-byte file.
+5. `playbooks/rollback.yml`, then the builtin-modules reference `bench/reference/convert-builtin.yml`
+   (same conversion, same restarts and waits; lineinfile/replace/copy/command/uri/systemd_service,
+   kubectl and `openssl x509 -checkip/-checkhost` as kubespray does; kubeadm is not available on the
+   bed, so the apiserver certificate is regenerated with the openssl CLI after deleting the old
+   pair, as kubespray deletes it before `kubeadm init phase certs apiserver`), then **floor B**.
+6. **Scale** (`bench/scale.sh`): fresh bed plus kubeha-worker3..16 (172.30.0.30+, installed by
+   `testbed/install/site.yml`, removed at the end); worker phase with 2, 8, 16 workers (forks 20,
+   serial 100%), 16 workers with 4 forks, and 16 workers with the default serial 20%. The 14 extra
+   systemd containers need free inotify instances (`fs.inotify.max_user_instances`, counted for the
+   whole machine); `bench/scale.sh` stops with that diagnosis when its containers do not start.
+7. `bench/report.py` writes this page: headline
+   `bench: convert/floor=R1 builtin/kubeha=R2 availability=P%` with
+   R1 = kubeha wall / floor and R2 = (reference wall - floor) / (kubeha wall - floor), floor = the mean
+   of floors A and B; a per-phase table (play wall times, same boundaries as
+   `ansible.posix.profile_tasks`, which is enabled too and logged in build/bench/*.log); slowest tasks;
+   the module-cost table; the scale table; and the analysis."""
 ORDER = [label for _key, label in PHASES[1:]] + ["local proxy", "other"]
 
 
@@ -74,6 +109,27 @@ def task_count(timer):
     return len(timer["tasks"])
 
 
+def task_seconds(timer, substring):
+    """Summed wall time of the tasks whose name (without role prefix) contains substring."""
+    return sum(t["end"] - t["start"] for t in timer["tasks"] if substring in bare(t["name"]))
+
+
+def hhmm(floor, name):
+    """When a floor measurement ended (UTC), from its own record or, for older files, the file's mtime."""
+    if "started" in floor:
+        ts = floor["started"] + floor["floor_seconds"]
+    else:
+        ts = os.path.getmtime(os.path.join(WORKDIR[0], name))
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%H:%M UTC")
+
+
+WORKDIR = ["build/bench"]
+
+
+def goal(ok):
+    return "met" if ok else "**missed**"
+
+
 def cmd(argv):
     try:
         return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
@@ -100,6 +156,7 @@ def main():
     parser.add_argument("--out", default="docs/benchmarks.md")
     args = parser.parse_args()
     w = args.workdir
+    WORKDIR[0] = w
     walls = load(os.path.join(w, "walls.json"))
     kubeha_t = load(os.path.join(w, "kubeha-timer.json"))
     ref_t = load(os.path.join(w, "reference-timer.json"))
@@ -108,7 +165,7 @@ def main():
     probe = load(os.path.join(w, "probe.json"))
     modcost = load(os.path.join(w, "modcost.json"))
     scale = load(os.path.join(w, "scale.json"))
-    ref_floor_restarts = None
+    loadavg = load(os.path.join(w, "load.json"), {})
 
     floor = (floor_a["floor_seconds"] + floor_b["floor_seconds"]) / 2.0
     kubeha = walls["kubeha"]
@@ -126,15 +183,21 @@ def main():
     a = L.append
     a("# Benchmarks")
     a("")
-    a("Written by `make bench` (`bench/run.sh`, `bench/report.py`) on %s. Every figure below is a ratio" % date)
+    a("Written by `make bench` (`bench/run.sh`, `bench/report.py`) on %s, from the run whose kubeha conversion" % date)
+    a("started %s. Every figure below is a ratio" % datetime.datetime.fromtimestamp(
+        kubeha_t["start"], datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     a("or a count from that one run on this machine, so the noise of a shared machine cancels out; rerun with:")
     a("")
     a("```")
-    a("make bench            # about 15 minutes; needs the test bed to itself (flock /tmp/kubeha-testbed.lock)")
+    a("make bench            # needs the test bed to itself (flock /tmp/kubeha-testbed.lock); BENCH_SKIP_SCALE=1 skips the scale step")
     a("```")
     a("")
-    a("Machine: %s CPUs (%s), %s memory, kernel %s, docker %s, %s. Test bed: layout `pinned`," %
+    a("Machine: %s CPUs (%s), %s memory, kernel %s, docker %s, %s. The machine is shared: other" %
       (m["nproc"], m["cpu"], m["memory"], m["kernel"], m["docker"], m["ansible"]))
+    a("test beds and builds ran at the same time. Load averages (1/5/15 min, `/proc/loadavg`) at the start of the")
+    a("run: %s; at the end: %s. Whole run (`bench/run.sh`): %s. Test bed: layout `pinned`," %
+      (loadavg.get("start", "not recorded"), loadavg.get("end", "not recorded"),
+       "%.0f min" % (walls["total"] / 60.0) if "total" in walls else "not recorded"))
     a("3 masters + 2 workers + the HAProxy LB, containers on one host (docs/architecture.md); forks %d," % 20)
     a("pipelining on (ANSIBLE_PIPELINING=True) for both playbooks; endpoint policy `kubeadm` (the default);")
     a("kubeha with its optional HAProxy drain around each master's certificate change (`kubeha_lb_haproxy_host:")
@@ -142,21 +205,37 @@ def main():
     a("")
     a("## Headline")
     a("")
-    a("| figure | value | goal |")
-    a("| --- | --- | --- |")
-    a("| conversion / floor (`convert.yml` wall / floor) | **%.2f** (%.1f s / %.1f s) | at most 1.5 |" % (r1, kubeha, floor))
-    a("| builtin / kubeha, work beyond the floor | **%.2f** ((%.1f - %.1f) / (%.1f - %.1f)) | at least 2 |" %
-      (r2, reference, floor, kubeha, floor))
-    a("| availability through the VIP during the conversion | **%.2f%%** (%d/%d requests, %.1f req/s, %d failed) | 100%% |" %
-      (avail, probe["ok"], probe["total"], probe.get("rate_achieved", 0), probe["failed"]))
+    a("```")
+    a("bench: convert/floor=%.2f builtin/kubeha=%.2f availability=%.2f%%" % (r1, r2, avail))
+    a("```")
+    a("")
+    a("| figure | value | goal | |")
+    a("| --- | --- | --- | --- |")
+    a("| conversion / floor (`convert.yml` wall / floor) | **%.2f** (%.1f s / %.1f s) | at most 1.5 | %s |" %
+      (r1, kubeha, floor, goal(r1 <= 1.5)))
+    a("| builtin / kubeha, work beyond the floor | **%.2f** ((%.1f - %.1f) / (%.1f - %.1f)) | at least 2 | %s |" %
+      (r2, reference, floor, kubeha, floor, goal(r2 >= 2)))
+    a("| availability through the VIP during the conversion | **%.2f%%** (%d/%d requests, %.1f req/s, %d failed) | 100%% | %s |" %
+      (avail, probe["ok"], probe["total"], probe.get("rate_achieved", 0), probe["failed"], goal(probe["ok"] == probe["total"])))
+    a("")
+    ref_restarts, ref_rolled = restarts_of(ref_t)
+    same = sorted(ref_restarts) == sorted(map(tuple, floor_a["restarts"])) and ref_rolled == floor_a["kube_proxy_rolled"]
+    a("Same restarts in both conversions (read from each run's handlers that changed something and its kube-proxy")
+    a("pod deletions): **%s**%s. kubeha also drains each master in HAProxy around its certificate change and" %
+      ("yes" if same else "NO", "" if same else " (reference: %s, roll %s)" % (ref_restarts, ref_rolled)))
+    a("waits until HAProxy sees it UP again; the reference has no such step. That costs kubeha %.1f s of this" %
+      task_seconds(kubeha_t, "LB HAProxy |"))
+    a("run (tasks `LB HAProxy | ...`), counted in its work beyond the floor.")
     a("")
     a("The floor is what the conversion's unavoidable restarts and readiness waits cost on their own:")
     a("`bench/floor.py` replays exactly the restarts `convert.yml` made (its handlers that changed something:")
     a("%s), in the same serial order, and the kube-proxy roll (%s), straight through `docker exec` with 0.2 s polls," %
       (", ".join("%s on %s" % (c, h) for h, c in floor_a["restarts"]) or "none", "yes" if floor_a["kube_proxy_rolled"] else "no"))
-    a("no Ansible and no file edits. Measured twice in the run: %.1f s right after the kubeha conversion and %.1f s" %
-      (floor_a["floor_seconds"], floor_b["floor_seconds"]))
-    a("right after the reference conversion; the floor used is their mean. It leaves out the apiserver's")
+    a("no Ansible and no file edits. Measured twice: floor A %.1f s (finished %s; `make bench` measures it right" %
+      (floor_a["floor_seconds"], hhmm(floor_a, "floor-a.json")))
+    a("after the kubeha conversion) and floor B %.1f s (finished %s, right after the reference conversion);" %
+      (floor_b["floor_seconds"], hhmm(floor_b, "floor-b.json")))
+    a("the floor used is their mean. It leaves out the apiserver's")
     a("certificate reload (no restart; part of the work measured) and Ansible's own start-up.")
     a("")
     a("## Where the time goes, per phase")
@@ -219,12 +298,46 @@ def main():
         worst_rss = max(r["kubeha"]["peak_rss_kb_max"] for r in modcost["pairs"].values()) / 1024
         slower = [p for p, r in modcost["pairs"].items() if r["kubeha"]["wall_per_call_s"] > r["builtin"]["wall_per_call_s"]]
         a("")
-        a("Largest kubeha peak RSS: %.1f MB (goal: under 10 MB). Slower per call than the builtin counterpart: %s." %
-          (worst_rss, ", ".join("`%s`" % p for p in slower) if slower else "none"))
+        a("Largest kubeha peak RSS: %.1f MB (goal: under 10 MB: %s). Slower per call than the builtin counterpart: %s." %
+          (worst_rss, goal(worst_rss < 10), ", ".join("`%s`" % p for p in slower) if slower else "none"))
         a("")
+        def per_call(side, key):
+            """'5' when every module of that side made the same count per call, else '1 (uri: 4)'."""
+            counts = {}
+            for row in modcost["pairs"].values():
+                name = row["builtin_name"] if side == "builtin" else None
+                counts.setdefault(row[side].get(key, 0.0), []).append(name)
+            common = max(counts, key=lambda c: len(counts[c]))
+            others = ", ".join("%s: %g" % ("/".join(n for n in names if n) or "some", c)
+                               for c, names in counts.items() if c != common)
+            return "%g" % common + (" (%s)" % others if others else "")
+        a("Connection round trips per call (counted by the callback): kubeha %s `exec_command` + %s `put_file` (the" %
+          (per_call("kubeha", "execs_per_call"), per_call("kubeha", "puts_per_call")))
+        a("binary and its args file); builtin modules (pipelined) %s `exec_command` + %s `put_file`." %
+          (per_call("builtin", "execs_per_call"), per_call("builtin", "puts_per_call")))
+        a("")
+        tr = modcost.get("transfer")
+        if tr:
+            base = tr["300 B"]
+            a("What a transfer costs on this host (`docker exec -i <host> sh -c 'dd of=...'`, the docker connection's")
+            a("`put_file`; %d runs per file, interleaved; `exec round trip` = `docker exec <host> true`; measured %s):" %
+              (modcost["transfer_runs"], datetime.datetime.fromtimestamp(modcost.get("transfer_started", 0),
+                                                                        datetime.timezone.utc).strftime("%H:%M UTC")))
+            a("")
+            a("| file | bytes | median ms | min ms | median ms above the 300-byte put |")
+            a("| --- | --- | --- | --- | --- |")
+            for name, row in tr.items():
+                above = "" if name in ("300 B", "exec round trip") else "%.0f" % ((row["median_s"] - base["median_s"]) * 1000)
+                a("| %s | %s | %.0f | %.0f | %s |" % (name, "{:,}".format(row["bytes"]) if row["bytes"] else "-",
+                                                 row["median_s"] * 1000, row["min_s"] * 1000, above))
+            a("")
     if scale:
         a("## Scale: the worker phase")
         a("")
+        scale_meta = load(os.path.join(w, "scale-meta.json"), {})
+        if scale_meta.get("note"):
+            a(scale_meta["note"])
+            a("")
         a("Fresh bed with 16 workers (kubeha-worker3..16 added from the same image, installed by")
         a("`testbed/install/site.yml`); masters converted by the first run; worker play of `convert.yml` timed by")
         a("the callback; `playbooks/rollback.yml --tags workers` between runs.")
@@ -240,6 +353,8 @@ def main():
             a("Time per added worker (forks 20, serial 100%%, 2 -> 16 workers): %.2f s, against %.1f s for the whole" %
               (per, by["w2-f20"]["worker_phase_s"]))
             a("2-worker phase.")
+            ratio = by["w16-f20"]["worker_phase_s"] / by["w2-f20"]["worker_phase_s"]
+            a("8x the workers took %.2fx the time (goal: sub-linear, below 8x: %s)." % (ratio, goal(ratio < 8)))
             if "w16-f4" in by:
                 a("With 4 forks the 16 workers take %.1f s (%.2fx the 20-fork run)." %
                   (by["w16-f4"]["worker_phase_s"], by["w16-f4"]["worker_phase_s"] / by["w16-f20"]["worker_phase_s"]))
@@ -247,8 +362,10 @@ def main():
     else:
         a("## Scale")
         a("")
-        a("Not measured in this run (BENCH_SKIP_SCALE=1).")
+        a("No scale figures in this run (BENCH_SKIP_SCALE=1, or `bench/scale.sh` did not finish: see the analysis).")
         a("")
+    a(METHOD)
+    a("")
     analysis = os.path.join(HERE, "analysis.md")
     if os.path.exists(analysis):
         with open(analysis, encoding="utf-8") as handle:

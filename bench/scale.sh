@@ -6,6 +6,8 @@
 # installer (testbed/install/site.yml, worker part; idempotent for the existing hosts), and removes
 # them at the end (also on failure).
 #   bench/scale.sh <workdir>      writes <workdir>/scale-*.json (bench_timer) and scale.json
+# BENCH_SCALE_RUNS="w2-f20 w8-f20 w16-f20 w16-f4 w16-f20-s20" (the default) picks the runs; the first
+# three are always made (they are the scale figure), the last two only when named.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:?workdir}
@@ -38,6 +40,20 @@ for i in $(seq 3 $MAX); do
         "$image" /lib/systemd/systemd >/dev/null
 done
 
+# systemd in each container needs inotify instances, which are counted per user for the whole machine
+# (fs.inotify.max_user_instances, 128 by default, shared with every other container): when they run
+# out, a new container's systemd exits at once. Say so here instead of failing later in the install.
+sleep 5
+stopped=$(for name in "${extra[@]}"; do
+    [[ $(docker inspect -f '{{.State.Running}}' "$name" 2>/dev/null) == true ]] || echo "$name"
+done)
+if [[ -n $stopped ]]; then
+    echo "scale: $(echo "$stopped" | wc -l) of ${#extra[@]} worker containers exited at start: $(echo $stopped)" >&2
+    echo "scale: inotify instances in use on this machine: $(find /proc/*/fd -lname 'anon_inode:inotify' 2>/dev/null | wc -l)" \
+         "of fs.inotify.max_user_instances=$(cat /proc/sys/fs/inotify/max_user_instances)" >&2
+    exit 1
+fi
+
 inv() {   # inv <file> <comma-separated workers>
     .venv/bin/python bench/inventory.py --workers $MAX --only-workers "$2" --out "$1"
 }
@@ -49,6 +65,8 @@ inv "$W/inv-scale-2.yml" "$w2"
 inv "$W/inv-scale-8.yml" "$w8"
 inv "$W/inv-scale-10.yml" "$w2,$w8"
 
+scale_start=$(date -u '+%Y-%m-%d %H:%M UTC')
+scale_load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 start=$SECONDS
 echo "scale: installing the new workers (testbed/install/site.yml)"
 .venv/bin/ansible-playbook -i "$W/inv-scale-all.yml" -f 20 testbed/install/site.yml >"$W/scale-install.log" 2>&1 \
@@ -71,19 +89,29 @@ play w2-f20 "$W/inv-scale-2.yml" 20 playbooks/convert.yml -e kubeha_worker_seria
 play w8-f20 "$W/inv-scale-8.yml" 20 playbooks/convert.yml --tags workers -e kubeha_worker_serial=100%
 play rb-a "$W/inv-scale-10.yml" 20 playbooks/rollback.yml --tags workers
 play w16-f20 "$W/inv-scale-all.yml" 20 playbooks/convert.yml --tags workers -e kubeha_worker_serial=100%
-play rb-b "$W/inv-scale-all.yml" 20 playbooks/rollback.yml --tags workers
-play w16-f4 "$W/inv-scale-all.yml" 4 playbooks/convert.yml --tags workers -e kubeha_worker_serial=100%
-play rb-c "$W/inv-scale-all.yml" 20 playbooks/rollback.yml --tags workers
-play w16-f20-s20 "$W/inv-scale-all.yml" 20 playbooks/convert.yml --tags workers
+want() { [[ " ${BENCH_SCALE_RUNS:-w2-f20 w8-f20 w16-f20 w16-f4 w16-f20-s20} " == *" $1 "* ]]; }
+if want w16-f4; then
+    play rb-b "$W/inv-scale-all.yml" 20 playbooks/rollback.yml --tags workers
+    play w16-f4 "$W/inv-scale-all.yml" 4 playbooks/convert.yml --tags workers -e kubeha_worker_serial=100%
+fi
+if want w16-f20-s20; then
+    play rb-c "$W/inv-scale-all.yml" 20 playbooks/rollback.yml --tags workers
+    play w16-f20-s20 "$W/inv-scale-all.yml" 20 playbooks/convert.yml --tags workers
+fi
 
-.venv/bin/python - "$W" <<'EOF'
+.venv/bin/python - "$W" "$scale_start" "$scale_load_start" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'EOF'
 import json, sys
 w = sys.argv[1]
+json.dump({"note": "Measured from %s; load averages at its start %s, at its end %s." % tuple(sys.argv[2:5])},
+          open("%s/scale-meta.json" % w, "w"), indent=1)
 runs = [("w2-f20", 2, 20, "100%"), ("w8-f20", 8, 20, "100%"), ("w16-f20", 16, 20, "100%"),
         ("w16-f4", 16, 4, "100%"), ("w16-f20-s20", 16, 20, "20%")]
 out = []
 for tag, workers, forks, serial in runs:
-    timer = json.load(open("%s/scale-%s.json" % (w, tag)))
+    try:
+        timer = json.load(open("%s/scale-%s.json" % (w, tag)))
+    except OSError:  # run not picked (BENCH_SCALE_RUNS)
+        continue
     plays = [p for p in timer["plays"] if "workers" in p["name"].lower()]
     seconds = sum(p["end"] - p["start"] for p in plays)
     out.append({"run": tag, "workers": workers, "forks": forks, "serial": serial, "worker_phase_s": round(seconds, 2)})
