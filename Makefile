@@ -34,8 +34,8 @@ demo: venv build image  ## all of it from scratch, ending with the before/after 
 test: venv build image  ## every test
 	scripts/test-all.sh
 
-test-playbooks: venv build image ## convert/rollback/hook end to end on a fresh pinned bed (scripts/test-playbooks.sh)
-	testbed/up.sh pinned && scripts/test-playbooks.sh pinned
+test-playbooks: venv build image ## convert/rollback/hook end to end: make test-playbooks LAYOUT=pinned|kubespray
+	testbed/up.sh $(LAYOUT) && scripts/test-playbooks.sh $(LAYOUT)
 
 chaos: venv build image ## reliability suites
 	chaos/run.sh

@@ -53,16 +53,21 @@ bullseye_fallback() {
         echo "bullseye: $(basename "$m") ok"
     done
 }
-control() {
-    # the unconverted pinned cluster: stopping master1's apiserver must break kubectl
-    testbed/down.sh && testbed/up.sh pinned && ansible-playbook -i testbed/inventory/pinned.yml molecule/pinned/control.yml
+# One bed per layout serves both the playbooks' own end-to-end script and molecule's converge /
+# idempotence / verify: test-playbooks.sh starts from the unconverted bed molecule's prepare leaves and
+# ends rolled back, which is the state converge expects (one bring-up saved per layout, and it proves
+# a rolled-back cluster converts again). Molecule's sequence otherwise as `molecule test`.
+molecule_layout() {
+    local s=$1 rc=0
+    testbed/down.sh
+    molecule syntax -s "$s" && molecule create -s "$s" && molecule prepare -s "$s" \
+        && scripts/test-playbooks.sh "$s" \
+        && molecule converge -s "$s" && molecule idempotence -s "$s" && molecule verify -s "$s" || rc=1
+    molecule destroy -s "$s" || rc=1
+    return $rc
 }
-playbooks() {
-    # convert / rollback / drill / hook end to end on the running, unconverted pinned test bed
-    if [[ -x scripts/test-playbooks.sh ]]; then scripts/test-playbooks.sh pinned; else echo "no scripts/test-playbooks.sh"; fi
-}
-molecule_pinned() { testbed/down.sh && molecule test -s pinned; }
-molecule_kubespray() { testbed/down.sh && molecule test -s kubespray; }
+molecule_pinned() { molecule_layout pinned; }
+molecule_kubespray() { molecule_layout kubespray; }
 
 section "TLS verification never disabled (chaos/tls-guard.sh)" chaos/tls-guard.sh
 section "rust tests" rust
@@ -71,11 +76,10 @@ section "collection checks" collection
 section "bullseye compatibility of the module binaries" bullseye
 # The control (unconverted pinned cluster: master1 stopped => kubectl with admin.conf fails) runs
 # inside `molecule test -s pinned`, in its prepare step, before converge.
-# The playbooks' own end-to-end script (dry run, refusals, convert, second run, rollback, legacy
-# groups, kubespray hook) is `make test-playbooks`: it has not yet had one clean full pass, so it is
-# kept out of `make test` until it has (see the issue notes); molecule below runs convert.yml,
-# its idempotence and the drill on both layouts.
-section "molecule test -s pinned" molecule_pinned
-section "molecule test -s kubespray" molecule_kubespray
+# Per layout: molecule create + prepare, scripts/test-playbooks.sh (dry run, refusals, convert,
+# second run, rollback, kubespray hook, legacy groups, local proxy removal on kubespray), then
+# molecule converge, idempotence, verify (the drill), destroy.
+section "pinned: molecule + test-playbooks" molecule_pinned
+section "kubespray: molecule + test-playbooks" molecule_kubespray
 
 printf '\ntest-all: everything passed in %d s\n%d passed, %d failed\n' $((SECONDS - total_start)) "$passed" "$failed"

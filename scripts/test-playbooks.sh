@@ -12,7 +12,9 @@
 #   4. a second run reports changed=0 on every host
 #   5. rollback returns every file byte for byte and every ConfigMap's data
 #   6. the kubespray post-upgrade hook, included as kubespray does, converts; rollback again
-#   7. legacy group names (kube-master, kube-node, k8s-cluster) convert; rollback again
+#   7. legacy group names (kube-master, kube-node, k8s-cluster) convert; rollback again. Layout
+#      kubespray: that run also removes the workers' local nginx proxy (kubeha_remove_local_proxy),
+#      workers stay Ready, and the rollback brings the proxy back
 set -euo pipefail
 cd "$(dirname "$0")/.."
 layout=${1:-${LAYOUT:-pinned}}
@@ -71,18 +73,23 @@ else
 fi
 
 # 2. preflight refusals
-refuse() {  # name, expected message regex, ansible-playbook args...
+refused() {  # name, expected message regex, ansible-playbook args...: the run is refused with that message
     local name=$1 re=$2; shift 2
     if ap "refuse-$name" -i "$inv" playbooks/convert.yml "$@"; then
-        ko "refusal $name: the run succeeded"
+        ko "refusal $name: the run succeeded"; return 1
     elif grep -Eq "$re" "$logs/refuse-$name.log" && grep -q "preflight refused" "$logs/refuse-$name.log"; then
-        snap "after-refuse-$name"
-        if d=$(same before "after-refuse-$name" all); then ok "refusal $name: '$(grep -Eo "$re" "$logs/refuse-$name.log" | head -1)', nothing changed"
-        else ko "refusal $name changed: $d"; fi
+        refusal_msg=$(grep -Eo "$re" "$logs/refuse-$name.log" | head -1)
     else
-        ko "refusal $name: no message matching /$re/ (see $logs/refuse-$name.log)"
+        ko "refusal $name: no message matching /$re/ (see $logs/refuse-$name.log)"; return 1
     fi
 }
+unchanged() {  # name: nothing changed since the start (files, ConfigMaps' resourceVersions)
+    local name=$1 d
+    snap "after-refuse-$name"
+    if d=$(same before "after-refuse-$name" all); then ok "refusal $name: '$refusal_msg', nothing changed"
+    else ko "refusal $name changed: $d"; fi
+}
+refuse() { refused "$@" && unchanged "$1"; }
 refuse no-lb "does not define loadbalancer_apiserver" -e '{"loadbalancer_apiserver": {}}'
 refuse unreachable "endpoint [^ ]+ is unreachable" -e '{"loadbalancer_apiserver": {"address": "172.30.0.10", "port": 6444}}' \
     -e apiserver_loadbalancer_domain_name=172.30.0.10
@@ -92,9 +99,11 @@ refuse two-of-three "does not forward to every master: kubeha-master3"
 haproxy "enable server kube_apiserver/kubeha-master3" >/dev/null
 docker exec kubeha-master3 mv /etc/kubernetes/manifests/kube-apiserver.yaml /root/kube-apiserver.yaml.parked
 for _ in $(seq 30); do docker exec kubeha-master3 pgrep -x kube-apiserver >/dev/null || break; sleep 1; done
-refuse master-not-ready "kubeha-master3: the apiserver on this master is not ready"
+# the parked manifest is this test's own doing: compare once it is back and the apiserver ready
+nr=0; refused master-not-ready "kubeha-master3: the apiserver on this master is not ready" || nr=1
 docker exec kubeha-master3 mv /root/kube-apiserver.yaml.parked /etc/kubernetes/manifests/kube-apiserver.yaml
-for _ in $(seq 60); do docker exec kubeha-master3 curl -sf --cacert /etc/kubernetes/ssl/ca.crt https://172.30.0.13:6443/readyz >/dev/null 2>&1 && break; sleep 1; done
+for _ in $(seq 120); do docker exec kubeha-master3 curl -sf --cacert /etc/kubernetes/ssl/ca.crt https://172.30.0.13:6443/readyz >/dev/null 2>&1 && break; sleep 1; done
+((nr == 0)) && unchanged master-not-ready
 
 # 3. the conversion
 if ap convert -i "$inv" playbooks/convert.yml; then
@@ -132,13 +141,48 @@ fi
 ap rollback-hook -i "$inv" playbooks/rollback.yml && snap rolled-back-hook && d=$(same before rolled-back-hook files+data) \
     && ok "rollback after the hook: back to the start" || ko "rollback after the hook: ${d:-failed}"
 
-# 7. legacy group names
+# 7. legacy group names; on a layout whose workers run kubespray's local nginx proxy, the same run
+#    also removes it (kubeha_remove_local_proxy) and the rollback must bring it back
+workers=(kubeha-worker1 kubeha-worker2)
+lp=()
+docker exec "${workers[0]}" test -f /etc/kubernetes/manifests/nginx-proxy.yml && lp=(-e kubeha_remove_local_proxy=true)
+local_proxy() {  # local_proxy gone|running: every worker's nginx-proxy manifest, nginx process and localhost:6443
+    local want=$1 w state
+    for w in "${workers[@]}"; do
+        for _ in $(seq 60); do
+            state=$(docker exec "$w" bash -c 'm=absent; [[ -f /etc/kubernetes/manifests/nginx-proxy.yml ]] && m=present
+                p=stopped; pgrep -x nginx >/dev/null && p=running
+                l=closed; (exec 3<>/dev/tcp/127.0.0.1/6443) 2>/dev/null && l=open
+                echo "$m $p $l"')
+            [[ $want == gone && $state == "absent stopped closed" ]] && break
+            [[ $want == running && $state == "present running open" ]] && break
+            sleep 1
+        done
+        echo "$w: manifest/nginx/localhost:6443 = $state"
+        [[ $want == gone && $state == "absent stopped closed" ]] || [[ $want == running && $state == "present running open" ]] || return 1
+    done
+}
+workers_ready() {
+    docker exec kubeha-master1 kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes "${workers[@]}" \
+        -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status} {end}'
+}
 if [[ -f $legacy_inv ]]; then
-    if ap legacy -i "$legacy_inv" playbooks/convert.yml; then ok "legacy group names: converted"
+    if ap legacy -i "$legacy_inv" playbooks/convert.yml "${lp[@]}"; then ok "legacy group names: converted"
     else ko "legacy group names (see $logs/legacy.log)"; fi
+    if ((${#lp[@]})); then
+        sleep 15  # a kubelet that lost its apiserver goes NotReady after 40 s; this must not happen here
+        r=$(workers_ready)
+        if out=$(local_proxy gone) && [[ $r != *=False* && $r != *=Unknown* && -n $r ]]; then
+            ok "kubeha_remove_local_proxy: local nginx proxy gone from every worker, workers Ready ($r)"
+        else ko "kubeha_remove_local_proxy: $out; nodes: $r"; fi
+    fi
     ap rollback-legacy -i "$legacy_inv" playbooks/rollback.yml && snap rolled-back-legacy \
         && d=$(same before rolled-back-legacy files+data) && ok "rollback (legacy inventory): back to the start" \
         || ko "rollback (legacy inventory): ${d:-failed}"
+    if ((${#lp[@]})); then
+        if out=$(local_proxy running); then ok "rollback brought the local nginx proxy back on every worker"
+        else ko "rollback did not bring the local nginx proxy back: $out"; fi
+    fi
 else
     ko "legacy inventory $legacy_inv missing"
 fi
