@@ -224,15 +224,24 @@ fn roll_back(j: &Journal) -> Result<()> {
 }
 
 /// Hidden files a swap killed before its journal was complete leaves beside the pair: staged
-/// copies (`.<name>.kubeha-<pid>.tmp`), the previous-pair copies (`.<name>.kubeha-prev`) and a
-/// half-written journal (`.<journal>.kubeha-<pid>.tmp`). With no journal they belong to no swap,
+/// copies (`.<name>.kubeha-<pid>.tmp`), the previous-pair copies (`.<name>.kubeha-prev`), their
+/// own half-written temporaries (`..<name>.kubeha-prev.kubeha-<pid>.tmp`, a kill while the copy was
+/// written) and a half-written journal (`.<journal>.kubeha-<pid>.tmp`). With no journal they belong to no swap,
 /// and they hold key material, so they must not stay. Staged files of a process that is still
 /// alive (a concurrent run) are left alone. Call only when [`inspect`] found no journal (or after
 /// [`recover`]).
 pub fn leftovers(cert_path: &Path, key_path: &Path) -> Vec<PathBuf> {
     let journal = journal_path(cert_path);
+    let prev_cert = hidden_copy_path(cert_path);
+    let prev_key = hidden_copy_path(key_path);
     let mut found = Vec::new();
-    for target in [cert_path, key_path, journal.as_path()] {
+    for target in [
+        cert_path,
+        key_path,
+        journal.as_path(),
+        prev_cert.as_path(),
+        prev_key.as_path(),
+    ] {
         let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
             continue;
         };
@@ -247,7 +256,7 @@ pub fn leftovers(cert_path: &Path, key_path: &Path) -> Vec<PathBuf> {
                 continue;
             };
             let stale = if rest == "prev" {
-                target != journal.as_path()
+                target == cert_path || target == key_path
             } else if let Some(pid) = rest.strip_suffix(".tmp") {
                 pid.parse::<u32>().is_ok_and(|pid| {
                     pid == std::process::id() || !Path::new(&format!("/proc/{pid}")).exists()
@@ -373,6 +382,9 @@ mod leftover_tests {
             ".apiserver.crt.kubeha-prev",
             ".apiserver.key.kubeha-prev",
             "..apiserver.kubeha-swap.json.kubeha-999999999.tmp",
+            // found by chaos/module_kill.py: killed while the hidden previous copy was written
+            "..apiserver.crt.kubeha-prev.kubeha-999999999.tmp",
+            "..apiserver.key.kubeha-prev.kubeha-999999999.tmp",
         ];
         for name in dead {
             fs::write(dir.path().join(name), b"x").unwrap();
