@@ -50,7 +50,11 @@ def run_raw_case(case, workdir, idx):
     args = dict(case["args"], _ansible_check_mode=False, _ansible_diff=False, _ansible_no_log=False,
                 _ansible_verbosity=0, _ansible_tmpdir=None)
     start = time.time()
-    subprocess.run(["docker", "cp", binary, f"{host}:/tmp/chaos-module"], check=True, capture_output=True)
+    # through `docker exec -i` (not `docker cp`: /tmp in the containers is a tmpfs mount, which
+    # `docker cp` does not see; it writes under it into the image layer)
+    with open(binary, "rb") as handle:
+        subprocess.run(["docker", "exec", "-i", host, "sh", "-c", "cat > /tmp/chaos-module"], stdin=handle,
+                       check=True, capture_output=True)
     C.sh(host, "chmod 0755 /tmp/chaos-module && cat > /tmp/chaos-args.json && chmod 0644 /tmp/chaos-args.json",
          stdin=json.dumps(args))
     proc = C.sh(host, "/tmp/chaos-module /tmp/chaos-args.json", check=False, user=case.get("user"))
@@ -96,12 +100,17 @@ def main():
                 C.sh(step["host"], step["script"])
             files_before = C.snapshot_files(C.NODES, SNAP)
             cms_before = C.snapshot_configmaps()
-            if case["kind"] == "module":
-                rc, failed, msg, secs = run_module_case(case, args.inventory, args.workdir, idx)
-            elif case["kind"] == "raw":
-                rc, failed, msg, secs = run_raw_case(case, args.workdir, idx)
-            else:
-                rc, failed, msg, secs = run_playbook_case(case, args.inventory, args.workdir, idx)
+            try:
+                if case["kind"] == "module":
+                    rc, failed, msg, secs = run_module_case(case, args.inventory, args.workdir, idx)
+                elif case["kind"] == "raw":
+                    rc, failed, msg, secs = run_raw_case(case, args.workdir, idx)
+                else:
+                    rc, failed, msg, secs = run_playbook_case(case, args.inventory, args.workdir, idx)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as error:
+                # a harness error is this case's failure (DIRTY), not the end of the suite
+                rc, failed, msg, secs = None, False, f"harness error: {error}", 0.0
+                problems.append(f"harness error: {error}")
             files_after = C.snapshot_files(C.NODES, SNAP)
         finally:
             for step in case.get("teardown") or []:

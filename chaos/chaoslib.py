@@ -58,10 +58,14 @@ def sh(host, script, check=True, timeout=120, user=None, stdin=None):
 _SNAP_PY = r"""
 import hashlib, json, os, sys
 out = {}
+SKIP = {"/root/.kube/cache", "/root/.kube/http-cache"}
 for top in sys.argv[1:]:
     if not os.path.lexists(top):
         continue
     for root, dirs, files in os.walk(top):
+        # kubectl's discovery/HTTP caches (~/.kube/cache, ~/.kube/http-cache): written by every
+        # kubectl call (the suites' and the playbooks'), rebuilt by kubectl, not configuration
+        dirs[:] = [d for d in dirs if os.path.join(root, d) not in SKIP]
         dirs.sort()
         for name in sorted(dirs + files):
             p = os.path.join(root, name)
@@ -340,7 +344,9 @@ def wait_remote_modules_gone(timeout=180):
     while time.time() < deadline:
         busy = []
         for host in NODES:
-            proc = sh(host, "ps -eo args | grep -c '[.]ansible/tmp' || true", check=False)
+            # binary modules run from ~/.ansible/tmp; pipelined Python modules (pipelining=True)
+            # run as `/bin/sh -c '/usr/bin/python3 && sleep 0'` with the module on stdin
+            proc = sh(host, "ps -eo args | grep -cE '[.]ansible/tmp|&& [s]leep 0' || true", check=False)
             if proc.stdout.strip() not in ("", "0"):
                 busy.append(host)
         if not busy:
@@ -387,7 +393,7 @@ def admin_kubeconfig(workdir):
     return path
 
 
-def ansible_env(tasklog=None, kill_at=None, inject_after=None, inject_cmd=None, stdout_callback=None):
+def ansible_env(tasklog=None, kill_at=None, kill_task=None, inject_after=None, inject_cmd=None, stdout_callback=None):
     env = dict(os.environ)
     env["PATH"] = VENV_BIN + ":" + env.get("PATH", "")
     env["ANSIBLE_CONFIG"] = os.path.join(REPO, "ansible.cfg")
@@ -395,12 +401,15 @@ def ansible_env(tasklog=None, kill_at=None, inject_after=None, inject_cmd=None, 
     env["ANSIBLE_CALLBACKS_ENABLED"] = "kubeha_chaos"
     env["ANSIBLE_FORCE_COLOR"] = "0"
     env["ANSIBLE_NOCOLOR"] = "1"
-    for key in ("KUBEHA_CHAOS_TASKLOG", "KUBEHA_CHAOS_KILL_AT", "KUBEHA_CHAOS_INJECT_AFTER", "KUBEHA_CHAOS_INJECT_CMD"):
+    for key in ("KUBEHA_CHAOS_TASKLOG", "KUBEHA_CHAOS_KILL_AT", "KUBEHA_CHAOS_KILL_TASK", "KUBEHA_CHAOS_INJECT_AFTER",
+                "KUBEHA_CHAOS_INJECT_CMD"):
         env.pop(key, None)
     if tasklog:
         env["KUBEHA_CHAOS_TASKLOG"] = tasklog
     if kill_at:
         env["KUBEHA_CHAOS_KILL_AT"] = str(kill_at)
+    if kill_task:
+        env["KUBEHA_CHAOS_KILL_TASK"] = "\t".join(map(str, kill_task))
     if inject_after:
         env["KUBEHA_CHAOS_INJECT_AFTER"] = inject_after
         env["KUBEHA_CHAOS_INJECT_CMD"] = inject_cmd

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import yaml
 
@@ -102,6 +103,8 @@ def main():
     parser.add_argument("--max-seconds", type=float, default=1800.0)
     parser.add_argument("--max-requests", type=int, default=40000)
     parser.add_argument("--timeout", type=float, default=5.0)
+    parser.add_argument("--workers", type=int, default=16,
+                        help="requests in flight at most (each on its own connection); keeps the rate under load")
     parser.add_argument("--path", default="/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
     parser.add_argument("--out", required=True, help="JSON report path")
     parser.add_argument("--tls-server-name", default=None,
@@ -118,31 +121,48 @@ def main():
     with tempfile.TemporaryDirectory(prefix="kubeha-probe-") as workdir:
         os.chmod(workdir, 0o700)
         _, tls = load_kubeconfig(args.kubeconfig, workdir)
+        # The schedule is kept by this thread; each request runs on a worker of a pool, so a slow
+        # TLS handshake (a loaded machine, a backend being drained) does not lower the rate: the
+        # next request still starts on time on another worker, on its own new connection.
+        lock = threading.Lock()
+        results = {"ok": 0, "done": 0, "failures": [], "latencies": [], "late": 0}
+
+        def worker(sent, due):
+            t0 = time.monotonic()
+            error = one_request(host, int(port), tls, args.path, args.timeout, args.tls_server_name)
+            latency = (time.monotonic() - t0) * 1000.0
+            with lock:
+                results["done"] += 1
+                results["latencies"].append(latency)
+                if t0 - due > 0.5:
+                    results["late"] += 1
+                if error is None:
+                    results["ok"] += 1
+                else:
+                    results["failures"].append({"t": round(sent, 3), "since_start": round(sent - started, 3),
+                                                "cause": error})
+
+        pool = ThreadPoolExecutor(max_workers=args.workers)
         started = time.time()
         interval = 1.0 / args.rate
-        total = ok = 0
-        failures = []
-        latencies = []
+        total = 0
         next_at = time.monotonic()
         while not stop.is_set():
             if total >= args.max_requests or time.time() - started >= args.max_seconds:
                 break
-            sent = time.time()
-            t0 = time.monotonic()
-            error = one_request(host, int(port), tls, args.path, args.timeout, args.tls_server_name)
-            latencies.append((time.monotonic() - t0) * 1000.0)
+            pool.submit(worker, time.time(), time.monotonic())
             total += 1
-            if error is None:
-                ok += 1
-            else:
-                failures.append({"t": round(sent, 3), "since_start": round(sent - started, 3), "cause": error})
             next_at += interval
             delay = next_at - time.monotonic()
             if delay > 0:
                 stop.wait(delay)
-            else:
-                next_at = time.monotonic()
         elapsed = time.time() - started
+        # every request sent is awaited (each is bounded by --timeout) and counted
+        pool.shutdown(wait=True)
+        ok = results["ok"]
+        failures = sorted(results["failures"], key=lambda f: f["t"])
+        latencies = results["latencies"]
+        total = results["done"]
 
     latencies.sort()
     report = {
@@ -155,6 +175,7 @@ def main():
         "total": total,
         "ok": ok,
         "failed": len(failures),
+        "late": results["late"],
         "failures": failures,
         "latency_ms": {
             "p50": round(latencies[len(latencies) // 2], 1) if latencies else None,

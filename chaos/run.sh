@@ -6,7 +6,8 @@
 #                             failure handling, interruption chain, availability probe throughout
 # Environment: CHAOS_LAYOUTS (default "pinned kubespray"), CHAOS_KILLS (kill points per layout,
 # 0 = every task boundary; default 0), CHAOS_BAD_INPUT_LAYOUTS (layouts that run the bad-input
-# suite, default: all of CHAOS_LAYOUTS), CHAOS_MODULE_KILLS (default 60).
+# suite, default: all of CHAOS_LAYOUTS), CHAOS_MODULE_KILLS (default 60), CHAOS_REUSE_BED=1 (no
+# fresh bring-up: the running bed of that layout, rolled back first with playbooks/rollback.yml).
 # The test bed is shared: everything that touches it runs under flock /tmp/kubeha-testbed.lock.
 # Ends with exactly one line per suite:
 #   availability: OK/TOTAL requests / interruptions: RECOVERED/TOTAL / bad inputs: CLEAN/TOTAL
@@ -15,6 +16,7 @@ cd "$(dirname "$0")/.."
 layouts=${CHAOS_LAYOUTS:-pinned kubespray}
 bad_layouts=${CHAOS_BAD_INPUT_LAYOUTS:-$layouts}
 kills=${CHAOS_KILLS:-0}
+reuse=; [[ ${CHAOS_REUSE_BED:-0} == 1 ]] && reuse=1
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 out=chaos/out/$stamp
 mkdir -p "$out" && chmod 700 "$out"
@@ -29,9 +31,11 @@ $py chaos/module_kill.py --iterations "${CHAOS_MODULE_KILLS:-60}" --stop-iterati
 for layout in $layouts; do
     bad=no; [[ " $bad_layouts " == *" $layout "* ]] && bad=yes
     flock /tmp/kubeha-testbed.lock $py chaos/suite.py --layout "$layout" --workdir "$out/$layout" \
-        --kills "$kills" --bad-inputs "$bad" 2>&1 | tee "$out/$layout.log"
+        --kills "$kills" --bad-inputs "$bad" ${reuse:+--no-up --rollback-first} 2>&1 | tee "$out/$layout.log"
     [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
 done
 
-$py chaos/figures.py "$out" --seconds $((SECONDS - start)) --doc docs/reliability.md || status=1
+knobs="CHAOS_LAYOUTS=\"$layouts\" CHAOS_KILLS=$kills CHAOS_BAD_INPUT_LAYOUTS=\"$bad_layouts\" CHAOS_MODULE_KILLS=${CHAOS_MODULE_KILLS:-60}${reuse:+ CHAOS_REUSE_BED=1}"
+$py chaos/figures.py "$out" --seconds $((SECONDS - start)) --doc docs/reliability.md \
+    --command "\`$knobs chaos/run.sh\` (\`make chaos\` with these knobs)" || status=1
 exit $status

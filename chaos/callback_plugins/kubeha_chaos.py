@@ -7,6 +7,10 @@
 #   KUBEHA_CHAOS_KILL_AT   N >= 1: at the N-th v2_playbook_on_task_start, SIGKILL the process group
 #                          of ansible-playbook (it must lead its own group: start it with setsid;
 #                          otherwise only its own pid is killed, never the caller's group)
+#   KUBEHA_CHAOS_KILL_TASK "<occurrence>\t<play>\t<task>": the same kill at the start of the
+#                          occurrence-th start of that task in that play (a re-run after a kill
+#                          skips tasks a first run needs, so a plain index would drift; the
+#                          occurrence keeps serial batches apart: master 1, 2, 3)
 #   KUBEHA_CHAOS_INJECT_AFTER  "<task name substring>@<inventory host>": when that task is ok on
 #                          that host (first time only), run KUBEHA_CHAOS_INJECT_CMD (sh -c) and wait
 #                          for it before Ansible goes on
@@ -45,6 +49,12 @@ class CallbackModule(CallbackBase):
         self._tasklog = os.environ.get("KUBEHA_CHAOS_TASKLOG") or None
         kill_at = os.environ.get("KUBEHA_CHAOS_KILL_AT", "").strip()
         self._kill_at = int(kill_at) if kill_at else 0
+        kill_task = os.environ.get("KUBEHA_CHAOS_KILL_TASK", "")
+        self._kill_task = None
+        if kill_task:
+            occurrence, play, task = kill_task.split("\t", 2)
+            self._kill_task = (int(occurrence), play, task)
+        self._seen = {}
         inject = os.environ.get("KUBEHA_CHAOS_INJECT_AFTER", "")
         self._inject_task, _, self._inject_host = inject.rpartition("@")
         self._inject_cmd = os.environ.get("KUBEHA_CHAOS_INJECT_CMD", "")
@@ -64,7 +74,10 @@ class CallbackModule(CallbackBase):
     def v2_playbook_on_task_start(self, task, is_conditional):
         self._count += 1
         name = task.get_name().strip().replace("\t", " ")
-        if self._kill_at and self._count == self._kill_at:
+        key = (self._play, name)
+        self._seen[key] = self._seen.get(key, 0) + 1
+        by_task = self._kill_task is not None and self._kill_task == (self._seen[key], self._play, name)
+        if by_task or (self._kill_at and self._count == self._kill_at):
             self._log(f"{self._count}\t{self._play}\t{name}\tKILL")
             if os.getpgrp() == os.getpid():
                 os.killpg(os.getpgrp(), signal.SIGKILL)
