@@ -44,6 +44,19 @@ def cmdline(pid):
     return [part.decode("utf-8", "replace") for part in raw.split(b"\0")[:-1]]
 
 
+def exe_matches(pid, argv):
+    """True when the program `pid` runs is argv[0]'s. Daemons such as nginx rewrite their process
+    title ("nginx: master process ..."), so their cmdline no longer shows the argv they were started
+    with; pid + starttime already pin the process instance, this only confirms the program."""
+    if not argv:
+        return False
+    try:
+        exe = os.readlink("/proc/%d/exe" % pid)
+    except OSError:
+        return False
+    return os.path.basename(exe) == os.path.basename(argv[0])
+
+
 def cmdline_matches(actual, argv):
     """True when /proc cmdline `actual` is `argv`, also when the kernel ran argv[0] through a
     shebang interpreter (then cmdline is [interpreter..., /path/to/argv0, args...])."""
@@ -119,7 +132,7 @@ class Proc:
         info = stat(pid)
         if info is None or info[0] in ("Z", "X") or info[1] != starttime:
             return None
-        if not cmdline_matches(cmdline(pid), argv):
+        if not (cmdline_matches(cmdline(pid), argv) or exe_matches(pid, argv)):
             return None
         return cls(pid, starttime, argv, popen=None)
 
