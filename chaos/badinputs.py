@@ -95,11 +95,13 @@ def main():
     for idx, case in enumerate(cases, 1):
         problems = []
         C.wait_all_up()
+        # ConfigMaps before the setup: a setup may take the API away (etcd without quorum, a
+        # stopped apiserver); the setup itself changes none, and they are read again after teardown
+        cms_before = C.snapshot_configmaps()
         try:
             for step in case.get("setup") or []:
                 C.sh(step["host"], step["script"])
             files_before = C.snapshot_files(C.NODES, SNAP)
-            cms_before = C.snapshot_configmaps()
             try:
                 if case["kind"] == "module":
                     rc, failed, msg, secs = run_module_case(case, args.inventory, args.workdir, idx)
@@ -133,6 +135,9 @@ def main():
               + ("" if clean else f": {problems}"), flush=True)
         if not clean:
             print(f"      message: {short}", flush=True)
+        # after every case: the results so far survive a crash of the harness
+        with open(os.path.join(args.workdir, "badinputs.json"), "w", encoding="utf-8") as handle:
+            json.dump(results, handle, indent=2)
     with open(os.path.join(args.workdir, "badinputs.json"), "w", encoding="utf-8") as handle:
         json.dump(results, handle, indent=2)
     good = sum(r["clean"] for r in results)
