@@ -61,7 +61,7 @@ molecule_layout() {
     local s=$1 rc=0
     testbed/down.sh
     molecule syntax -s "$s" && molecule create -s "$s" && molecule prepare -s "$s" \
-        && KUBEHA_TEST_LOCAL_PROXY=0 scripts/test-playbooks.sh "$s" \
+        && scripts/test-playbooks.sh "$s" \
         && molecule converge -s "$s" && molecule idempotence -s "$s" && molecule verify -s "$s" || rc=1
     molecule destroy -s "$s" || rc=1
     return $rc
@@ -77,8 +77,7 @@ section "bullseye compatibility of the module binaries" bullseye
 # The control (unconverted pinned cluster: master1 stopped => kubectl with admin.conf fails) runs
 # inside `molecule test -s pinned`, in its prepare step, before converge.
 # Per layout: molecule create + prepare, scripts/test-playbooks.sh (dry run, refusals, convert,
-# second run, rollback, kubespray hook, legacy groups; the local proxy removal part is skipped here
-# until it has had a full pass, run it with `make test-playbooks LAYOUT=kubespray`), then
+# second run, rollback, kubespray hook, legacy groups, local proxy removal on kubespray), then
 # molecule converge, idempotence, verify (the drill), destroy.
 section "pinned: molecule + test-playbooks" molecule_pinned
 section "kubespray: molecule + test-playbooks" molecule_kubespray

@@ -145,8 +145,7 @@ ap rollback-hook -i "$inv" playbooks/rollback.yml && snap rolled-back-hook && d=
 #    also removes it (kubeha_remove_local_proxy) and the rollback must bring it back
 workers=(kubeha-worker1 kubeha-worker2)
 lp=()
-# KUBEHA_TEST_LOCAL_PROXY=0 skips this part (make test sets it until the part has had a full pass
-# with the kubelet emulator's adoption fix for title-rewriting daemons such as nginx)
+# (KUBEHA_TEST_LOCAL_PROXY=0 skips this part)
 if [[ ${KUBEHA_TEST_LOCAL_PROXY:-1} == 1 ]] && docker exec "${workers[0]}" test -f /etc/kubernetes/manifests/nginx-proxy.yml; then
     lp=(-e kubeha_remove_local_proxy=true)
 fi
