@@ -610,10 +610,8 @@ impl Quote {
     }
 }
 
-/// Write `value` as a YAML scalar in `style`; plain only when every YAML reader (YAML 1.1 ones
-/// like kubeadm's included) reads it back as the same string.
-/// Block-list items `- <value>` at column `col`, each on a new line: the list a missing key or an
-/// empty parent gets.
+/// Block-list items `- <value>` at column `col`, each on a new line: the list a missing key, an
+/// empty parent or an empty list gets.
 fn new_list_items(items: &[&String], col: usize) -> String {
     items
         .iter()
@@ -627,6 +625,8 @@ fn new_list_items(items: &[&String], col: usize) -> String {
         .collect()
 }
 
+/// Write `value` as a YAML scalar in `style`; plain only when every YAML reader (YAML 1.1 ones
+/// like kubeadm's included) reads it back as the same string.
 pub fn format_scalar(value: &str, style: Quote) -> String {
     match style {
         Quote::Single if !value.contains(['\n', '\\']) => {
@@ -864,17 +864,7 @@ pub fn ensure_list_items(
             hit,
             shape: Shape::Empty,
         } => {
-            let col = ed.list_indent(hit.col);
-            let block: String = missing
-                .iter()
-                .map(|m| {
-                    format!(
-                        "\n{}- {}",
-                        " ".repeat(col),
-                        format_scalar(m, Quote::PlainIfSafe)
-                    )
-                })
-                .collect();
+            let block = new_list_items(&missing, ed.list_indent(hit.col));
             let at = ed.lines[hit.line].end;
             apply(text, at..at, &block)
         }
