@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -66,8 +67,6 @@ MODULES_DIR = os.path.join(REPO, "ansible", "ansible_collections", "kubeha", "co
 
 def transfer_costs(host, runs):
     """Median seconds of a put_file-equivalent per file size, and of an empty docker exec round trip."""
-    import time
-
     small = tempfile.NamedTemporaryFile(prefix="kubeha-bench-", delete=False)
     small.write(b"x" * 300)
     small.close()
@@ -97,6 +96,12 @@ def transfer_costs(host, runs):
     sizes["300 B"] = 300
     return {name: {"bytes": sizes.get(name), "median_s": statistics.median(v), "min_s": min(v)}
             for name, v in times.items()}
+
+
+def transfer_figures(host, runs):
+    """The transfer part of --out: costs by size, how many runs, when they started."""
+    started = time.time()
+    return {"transfer_runs": runs, "transfer": transfer_costs(host, runs), "transfer_started": started}
 
 
 def playbook(inventory, host, n, timer, env_extra):
@@ -134,10 +139,7 @@ def main():
     if args.transfer_only:
         with open(args.out, encoding="utf-8") as handle:
             result = json.load(handle)
-        import time
-        started = time.time()
-        result.update({"transfer_runs": args.transfer_runs, "transfer": transfer_costs(args.host, args.transfer_runs),
-                       "transfer_started": started})
+        result.update(transfer_figures(args.host, args.transfer_runs))
         with open(args.out, "w", encoding="utf-8") as handle:
             json.dump(result, handle, indent=1)
         print_transfer(result["transfer"])
@@ -187,11 +189,8 @@ def main():
         rows.setdefault(pair, {})["kubeha" if side == "kubeha" else "builtin"] = entry
         if side != "kubeha":
             rows[pair]["builtin_name"] = side.replace("builtin ", "")
-    import time
-    started = time.time()
-    transfer = transfer_costs(args.host, args.transfer_runs)
-    result = {"host": args.host, "n": args.n, "rss_runs": args.rss_runs, "pairs": rows,
-              "transfer_runs": args.transfer_runs, "transfer": transfer, "transfer_started": started}
+    result = {"host": args.host, "n": args.n, "rss_runs": args.rss_runs, "pairs": rows}
+    result.update(transfer_figures(args.host, args.transfer_runs))
     with open(args.out, "w", encoding="utf-8") as handle:
         json.dump(result, handle, indent=1)
     print("%-20s %-28s %9s %9s %10s %10s %8s %8s" % ("module", "builtin", "ms/call", "ms/call", "bytes", "bytes",
@@ -201,7 +200,7 @@ def main():
         print("%-20s %-28s %9.0f %9.0f %10.0f %10.0f %8.1f %8.1f" % (
             pair, row["builtin_name"][:28], k["wall_per_call_s"] * 1000, b["wall_per_call_s"] * 1000,
             k["bytes_per_call"], b["bytes_per_call"], k["peak_rss_kb_max"] / 1024, b["peak_rss_kb_max"] / 1024))
-    print_transfer(transfer)
+    print_transfer(result["transfer"])
     return 0
 
 

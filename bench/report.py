@@ -114,16 +114,13 @@ def task_seconds(timer, substring):
     return sum(t["end"] - t["start"] for t in timer["tasks"] if substring in bare(t["name"]))
 
 
-def hhmm(floor, name):
+def hhmm(floor, path):
     """When a floor measurement ended (UTC), from its own record or, for older files, the file's mtime."""
     if "started" in floor:
         ts = floor["started"] + floor["floor_seconds"]
     else:
-        ts = os.path.getmtime(os.path.join(WORKDIR[0], name))
+        ts = os.path.getmtime(path)
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%H:%M UTC")
-
-
-WORKDIR = ["build/bench"]
 
 
 def goal(ok):
@@ -156,7 +153,6 @@ def main():
     parser.add_argument("--out", default="docs/benchmarks.md")
     args = parser.parse_args()
     w = args.workdir
-    WORKDIR[0] = w
     walls = load(os.path.join(w, "walls.json"))
     kubeha_t = load(os.path.join(w, "kubeha-timer.json"))
     ref_t = load(os.path.join(w, "reference-timer.json"))
@@ -232,9 +228,9 @@ def main():
     a("%s), in the same serial order, and the kube-proxy roll (%s), straight through `docker exec` with 0.2 s polls," %
       (", ".join("%s on %s" % (c, h) for h, c in floor_a["restarts"]) or "none", "yes" if floor_a["kube_proxy_rolled"] else "no"))
     a("no Ansible and no file edits. Measured twice: floor A %.1f s (finished %s; `make bench` measures it right" %
-      (floor_a["floor_seconds"], hhmm(floor_a, "floor-a.json")))
+      (floor_a["floor_seconds"], hhmm(floor_a, os.path.join(w, "floor-a.json"))))
     a("after the kubeha conversion) and floor B %.1f s (finished %s, right after the reference conversion);" %
-      (floor_b["floor_seconds"], hhmm(floor_b, "floor-b.json")))
+      (floor_b["floor_seconds"], hhmm(floor_b, os.path.join(w, "floor-b.json"))))
     a("the floor used is their mean. It leaves out the apiserver's")
     a("certificate reload (no restart; part of the work measured) and Ansible's own start-up.")
     a("")

@@ -80,6 +80,11 @@ def run_playbook_case(case, inventory, workdir, idx):
     return rc, rc != 0 and bool(marks), message, secs
 
 
+def save_results(workdir, results):
+    with open(os.path.join(workdir, "badinputs.json"), "w", encoding="utf-8") as handle:
+        json.dump(results, handle, indent=2)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inventory", required=True)
@@ -92,6 +97,7 @@ def main():
     cases = [c for c in table["cases"] if not args.only or re.search(args.only, c["name"])]
     os.makedirs(args.workdir, exist_ok=True)
     results = []
+    save_results(args.workdir, results)  # a run with no case still leaves its (empty) results
     for idx, case in enumerate(cases, 1):
         problems = []
         C.wait_all_up()
@@ -136,10 +142,7 @@ def main():
         if not clean:
             print(f"      message: {short}", flush=True)
         # after every case: the results so far survive a crash of the harness
-        with open(os.path.join(args.workdir, "badinputs.json"), "w", encoding="utf-8") as handle:
-            json.dump(results, handle, indent=2)
-    with open(os.path.join(args.workdir, "badinputs.json"), "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=2)
+        save_results(args.workdir, results)
     good = sum(r["clean"] for r in results)
     print(f"bad inputs{args.label}: {good}/{len(results)}")
     return 0 if good == len(results) else 1

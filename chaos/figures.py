@@ -103,7 +103,6 @@ def main():
     if slow:
         print(f"probe rate below 10 req/s in: {', '.join(slow)}")
     # make chaos asks for a kill at every task boundary: a subset (CHAOS_KILLS=N) is never full marks
-    starts = sum(s.get("interruptions", {}).get("task_starts", 0) for s in summaries)
     coverage_full = rec_total > 0 and rec_total == starts
     print(f"interruption coverage: {rec_total} kill points of {starts} task boundaries"
           + ("" if coverage_full else " (a subset: not the full suite)"))
