@@ -150,19 +150,19 @@ if [[ ${KUBEHA_TEST_LOCAL_PROXY:-1} == 1 ]] && docker exec "${workers[0]}" test 
     lp=(-e kubeha_remove_local_proxy=true)
 fi
 local_proxy() {  # local_proxy gone|running: every worker's nginx-proxy manifest, nginx process and localhost:6443
-    local want=$1 w state
+    local expect="present running open" w state
+    [[ $1 == gone ]] && expect="absent stopped closed"
     for w in "${workers[@]}"; do
         for _ in $(seq 60); do
             state=$(docker exec "$w" bash -c 'm=absent; [[ -f /etc/kubernetes/manifests/nginx-proxy.yml ]] && m=present
                 p=stopped; pgrep -x nginx >/dev/null && p=running
                 l=closed; (exec 3<>/dev/tcp/127.0.0.1/6443) 2>/dev/null && l=open
                 echo "$m $p $l"')
-            [[ $want == gone && $state == "absent stopped closed" ]] && break
-            [[ $want == running && $state == "present running open" ]] && break
+            [[ $state == "$expect" ]] && break
             sleep 1
         done
         echo "$w: manifest/nginx/localhost:6443 = $state"
-        [[ $want == gone && $state == "absent stopped closed" ]] || [[ $want == running && $state == "present running open" ]] || return 1
+        [[ $state == "$expect" ]] || return 1
     done
 }
 workers_ready() {
