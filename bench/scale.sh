@@ -23,8 +23,28 @@ print(" ".join("--add-host=%s:%s" % kv for kv in (p.get("etc_hosts") or {}).item
 extra=()
 for i in $(seq 3 $MAX); do extra+=("kubeha-worker$i"); done
 
+# systemd in each container takes 7 inotify instances, counted per user for the whole machine
+# (fs.inotify.max_user_instances, 128 by default): 20 containers need 140. When the limit is below what
+# the bed plus the new workers need, raise it for the duration of this step (root only) and put the old
+# value back at the end: it only matters when a container starts.
+inotify=/proc/sys/fs/inotify/max_user_instances
+inotify_old=$(cat "$inotify")
+inotify_used=$(find /proc/*/fd -lname 'anon_inode:inotify' 2>/dev/null | wc -l)
+inotify_need=$((inotify_used + 7 * ${#extra[@]} + 32))
+if (( inotify_old < inotify_need )); then
+    if echo "$inotify_need" >"$inotify" 2>/dev/null; then
+        echo "scale: fs.inotify.max_user_instances raised from $inotify_old to $inotify_need for this step" \
+             "($inotify_used in use, 7 per new container); restored at the end"
+    else
+        echo "scale: fs.inotify.max_user_instances is $inotify_old, $inotify_used in use, this step needs" \
+             "$inotify_need and cannot raise it (not root?): the new workers' systemd will not start" >&2
+        exit 1
+    fi
+fi
+
 cleanup() {
     docker rm -f "${extra[@]}" >/dev/null 2>&1 || true
+    if [[ $(cat "$inotify") != "$inotify_old" ]]; then echo "$inotify_old" >"$inotify" || true; fi
 }
 trap cleanup EXIT
 
@@ -40,9 +60,8 @@ for i in $(seq 3 $MAX); do
         "$image" /lib/systemd/systemd >/dev/null
 done
 
-# systemd in each container needs inotify instances, which are counted per user for the whole machine
-# (fs.inotify.max_user_instances, 128 by default, shared with every other container): when they run
-# out, a new container's systemd exits at once. Say so here instead of failing later in the install.
+# If a container's systemd exits at once all the same (another user of inotify instances started
+# meanwhile), say so here instead of failing later in the install.
 sleep 5
 stopped=$(for name in "${extra[@]}"; do
     [[ $(docker inspect -f '{{.State.Running}}' "$name" 2>/dev/null) == true ]] || echo "$name"
