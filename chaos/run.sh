@@ -4,8 +4,9 @@
 #   chaos/module_kill.py      apiserver_cert SIGKILLed mid-write on a fixture tree, then re-run
 #   chaos/suite.py LAYOUT     per test-bed layout: bad inputs, reference run + security checks,
 #                             failure handling, interruption chain, availability probe throughout
-# Environment: CHAOS_LAYOUTS (default "pinned kubespray"), CHAOS_KILLS (kill points per layout,
-# 0 = every task boundary; default 0), CHAOS_BAD_INPUT_LAYOUTS (layouts that run the bad-input
+# Environment: CHAOS_LAYOUTS (default "pinned kubespray"), CHAOS_KILLS (kill points per layout:
+# 0 = every task of the conversion once, at its first start (default); -1 = every task start, serial
+# batches counted apart; N = N points spread over the run), CHAOS_BAD_INPUT_LAYOUTS (layouts that run the bad-input
 # suite, default: all of CHAOS_LAYOUTS), CHAOS_MODULE_KILLS (default 60), CHAOS_REUSE_BED=1 (no
 # fresh bring-up: the running bed of that layout, rolled back first with playbooks/rollback.yml).
 # The test bed is shared: everything that touches it runs under flock /tmp/kubeha-testbed.lock.

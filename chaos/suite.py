@@ -279,12 +279,30 @@ def interruption_chain(inventory, workdir, probes, kill_points, ref_initial, s_r
 
 
 def choose_kill_points(ref_tasks, count):
-    """Task-start indexes to kill at: every task start when count <= 0, else `count` points spread
-    evenly over the task starts after the read-only preflight (where state can change), plus the
-    first and the last."""
+    """Task-start indexes (1-based, of the reference run) to kill at.
+
+    count == 0: every task of the conversion once (the issue's "each task, once"): the first start
+    of every (play, task) of the reference run. A task that a serial play runs once per master
+    (or a loop of includes runs once per node) is one task; its first start is the one on the
+    first master or node, and the chain's re-runs pass its later starts on their way.
+    count < 0: every task start, serial batches and included tasks counted separately (each
+    occurrence is a kill point; about 2.5 times as many).
+    count > 0: `count` points spread evenly over the task starts after the read-only preflight
+    (where state can change), plus the first and the last."""
     total = len(ref_tasks)
+    if count < 0:
+        return list(range(1, total + 1))
+    if count == 0:
+        seen = set()
+        points = []
+        for index, line in enumerate(ref_tasks, 1):
+            key = (line[1], line[2])
+            if key not in seen:
+                seen.add(key)
+                points.append(index)
+        return points
     first_change = next((int(l[0]) for l in ref_tasks if l[0].isdigit() and not PREFLIGHT_PLAY.search(l[1])), 1)
-    if count <= 0 or count >= total - first_change + 1:
+    if count >= total - first_change + 1:
         return list(range(1, total + 1))
     span = total - first_change
     points = sorted({first_change + round(j * span / (count - 1)) for j in range(count)})
@@ -296,7 +314,7 @@ def main():
     parser.add_argument("--layout", required=True)
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--kills", type=int, default=int(os.environ.get("CHAOS_KILLS", "0")),
-                        help="kill points (0 = every task boundary)")
+                        help="kill points (0 = every task once, its first start; -1 = every task start; N = N spread points)")
     parser.add_argument("--bad-inputs", choices=["yes", "no"], default="yes")
     parser.add_argument("--failure", choices=["yes", "no"], default="yes")
     parser.add_argument("--conversion", choices=["yes", "no"], default="yes",
@@ -381,11 +399,15 @@ def main():
             log(f"FAILURE HANDLING: {p}")
 
     kill_points = choose_kill_points(ref_tasks, args.kills)
-    log(f"interruption chain: {len(kill_points)} kill points of {len(ref_tasks)} task starts: {kill_points}")
+    log(f"interruption chain: {len(kill_points)} kill points ({len({(l[1], l[2]) for l in ref_tasks})} tasks, "
+        f"{len(ref_tasks)} task starts): {kill_points}")
     recovered, results, final_problems = interruption_chain(inventory, workdir, probes, kill_points, s0_kept, s_ref, s0,
                                                             ref_tasks)
+    tasks = len({(l[1], l[2]) for l in ref_tasks})
+    scope = ("each task once" if args.kills == 0 else "every task start" if args.kills < 0 or len(kill_points) == len(ref_tasks)
+             else "a subset")
     summary["interruptions"] = {"recovered": recovered, "total": len(kill_points), "task_starts": len(ref_tasks),
-                                "kills": results, "final_problems": final_problems}
+                                "tasks": tasks, "scope": scope, "kills": results, "final_problems": final_problems}
     ok &= recovered == len(kill_points)
     if s0 is not s0_kept:
         log("note: the chain ran on a fresh test bed; compared by per-file change against the reference run")
