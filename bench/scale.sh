@@ -9,6 +9,8 @@
 # BENCH_SCALE_RUNS="w2-f20 w8-f20 w16-f20 w16-f4 w16-f20-s20" (the default) picks the runs; the first
 # three are always made (they are the scale figure), the last two only when named.
 set -euo pipefail
+# an unexpected exit names its line (a silent exit under set -e once cost a whole bench run)
+trap 'echo "scale: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 W=${1:?workdir}
 MAX=16
@@ -29,7 +31,7 @@ for i in $(seq 3 $MAX); do extra+=("kubeha-worker$i"); done
 # value back at the end: it only matters when a container starts.
 inotify=/proc/sys/fs/inotify/max_user_instances
 inotify_old=$(cat "$inotify")
-inotify_used=$(find /proc/*/fd -lname 'anon_inode:inotify' 2>/dev/null | wc -l)
+inotify_used=$( (find /proc/*/fd -lname 'anon_inode:inotify' 2>/dev/null || true) | wc -l)
 inotify_need=$((inotify_used + 7 * ${#extra[@]} + 32))
 if (( inotify_old < inotify_need )); then
     if echo "$inotify_need" >"$inotify" 2>/dev/null; then
