@@ -188,9 +188,10 @@ def main():
     a("make bench            # needs the test bed to itself (flock /tmp/kubeha-testbed.lock); BENCH_SKIP_SCALE=1 skips the scale step")
     a("```")
     a("")
-    a("Machine: %s CPUs (%s), %s memory, kernel %s, docker %s, %s. The machine is shared: other" %
+    a("Machine: %s CPUs (%s), %s memory, kernel %s, docker %s, %s. The test bed's containers share" %
       (m["nproc"], m["cpu"], m["memory"], m["kernel"], m["docker"], m["ansible"]))
-    a("test beds and builds ran at the same time. Load averages (1/5/15 min, `/proc/loadavg`) at the start of the")
+    a("these CPUs with the controller (and with whatever else runs on the machine: the analysis says what did)."
+      " Load averages (1/5/15 min, `/proc/loadavg`) at the start of the")
     a("run: %s; at the end: %s. Whole run (`bench/run.sh`): %s. Test bed: layout `pinned`," %
       (loadavg.get("start", "not recorded"), loadavg.get("end", "not recorded"),
        "%.0f min" % (walls["total"] / 60.0) if "total" in walls else "not recorded"))
