@@ -31,7 +31,10 @@ for i in $(seq 3 $MAX); do extra+=("kubeha-worker$i"); done
 # value back at the end: it only matters when a container starts.
 inotify=/proc/sys/fs/inotify/max_user_instances
 inotify_old=$(cat "$inotify")
-inotify_used=$( (find /proc/*/fd -lname 'anon_inode:inotify' 2>/dev/null || true) | wc -l)
+inotify_in_use() {  # find exits non-zero when a process vanishes under it: not an error here
+    (find /proc/*/fd -lname 'anon_inode:inotify' 2>/dev/null || true) | wc -l
+}
+inotify_used=$(inotify_in_use)
 inotify_need=$((inotify_used + 7 * ${#extra[@]} + 32))
 if (( inotify_old < inotify_need )); then
     if echo "$inotify_need" >"$inotify" 2>/dev/null; then
@@ -70,7 +73,7 @@ stopped=$(for name in "${extra[@]}"; do
 done)
 if [[ -n $stopped ]]; then
     echo "scale: $(echo "$stopped" | wc -l) of ${#extra[@]} worker containers exited at start: $(echo $stopped)" >&2
-    echo "scale: inotify instances in use on this machine: $(find /proc/*/fd -lname 'anon_inode:inotify' 2>/dev/null | wc -l)" \
+    echo "scale: inotify instances in use on this machine: $(inotify_in_use)" \
          "of fs.inotify.max_user_instances=$(cat /proc/sys/fs/inotify/max_user_instances)" >&2
     exit 1
 fi

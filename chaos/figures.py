@@ -59,11 +59,14 @@ def main():
         a, i, b = s.get("availability", {}), s.get("interruptions", {}), s.get("bad_inputs", {})
         f = s.get("failure_handling", {})
         avail = (f"{a.get('ok')}/{a.get('total')} ({a.get('rate')} req/s over {a.get('seconds')} s)" if a else "not run")
-        inter = (f"{i.get('recovered')}/{i.get('total')} ("
-                 + (f"every one of {i.get('task_starts')} task starts" if i.get('total') == i.get('task_starts')
-                    else f"each of {i.get('tasks')} tasks once, of {i.get('task_starts')} task starts"
-                    if covers_every_task(i) else f"kill points spread over {i.get('task_starts')} task starts")
-                 + ")" if i else "not run")
+        if not i:
+            inter = "not run"
+        elif i.get("total") == i.get("task_starts"):
+            inter = f"{i.get('recovered')}/{i.get('total')} (every one of {i.get('task_starts')} task starts)"
+        elif covers_every_task(i):
+            inter = f"{i.get('recovered')}/{i.get('total')} (each of {i.get('tasks')} tasks once, of {i.get('task_starts')} task starts)"
+        else:
+            inter = f"{i.get('recovered')}/{i.get('total')} (kill points spread over {i.get('task_starts')} task starts)"
         rows.append(f"| {s['layout']} ({s.get('bed', 'fresh')} bed) | {avail} | {inter} "
                     f"| {b.get('clean', '-')}/{b.get('total', '-')} "
                     f"| {'OK' if 'failure_handling' in s and not f.get('problems') else ('FAILED: ' + '; '.join(f.get('problems', []))[:200] if 'failure_handling' in s else '-')} "

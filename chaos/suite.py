@@ -399,11 +399,10 @@ def main():
             log(f"FAILURE HANDLING: {p}")
 
     kill_points = choose_kill_points(ref_tasks, args.kills)
-    log(f"interruption chain: {len(kill_points)} kill points ({len({(l[1], l[2]) for l in ref_tasks})} tasks, "
-        f"{len(ref_tasks)} task starts): {kill_points}")
+    tasks = len({(l[1], l[2]) for l in ref_tasks})
+    log(f"interruption chain: {len(kill_points)} kill points ({tasks} tasks, {len(ref_tasks)} task starts): {kill_points}")
     recovered, results, final_problems = interruption_chain(inventory, workdir, probes, kill_points, s0_kept, s_ref, s0,
                                                             ref_tasks)
-    tasks = len({(l[1], l[2]) for l in ref_tasks})
     scope = ("each task once" if args.kills == 0 else "every task start" if args.kills < 0 or len(kill_points) == len(ref_tasks)
              else "a subset")
     summary["interruptions"] = {"recovered": recovered, "total": len(kill_points), "task_starts": len(ref_tasks),
