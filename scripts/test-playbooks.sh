@@ -7,9 +7,11 @@
 # host, resourceVersion and data hash of the three ConfigMaps; playbooks/tests/snapshot.yml):
 #   1. dry run (--check --diff) changes nothing and lists the changes
 #   2. preflight refusals change nothing: no loadbalancer_apiserver, endpoint unreachable, endpoint
-#      forwarding to two of three masters, a master not ready, kubeha_endpoint without port
+#      forwarding to two of three masters (disabled; drained by an operator), a master not ready,
+#      kubeha_endpoint without port
 #   3. the real run converts (report written, every kubeconfig on its planned server)
-#   4. a second run reports changed=0 on every host
+#   4. a second run reports changed=0 on every host; with kubeha_lb_haproxy_host, a master that an
+#      interrupted run left drained is put back by the next run (dry run: reported, not changed)
 #   5. rollback returns every file byte for byte and every ConfigMap's data
 #   6. the kubespray post-upgrade hook, included as kubespray does, converts; rollback again
 #   7. legacy group names (kube-master, kube-node, k8s-cluster) convert; rollback again. Layout
@@ -97,6 +99,10 @@ refuse no-port "is not host:port" -e '{"loadbalancer_apiserver": {}}' -e kubeha_
 haproxy "disable server kube_apiserver/kubeha-master3" >/dev/null
 refuse two-of-three "does not forward to every master: kubeha-master3"
 haproxy "enable server kube_apiserver/kubeha-master3" >/dev/null
+# drained by an operator (no kubeha marker): kubeha's resume step must leave it out, and refuse
+haproxy "set server kube_apiserver/kubeha-master3 state drain" >/dev/null
+refuse operator-drained "does not forward to every master: kubeha-master3" -e kubeha_lb_haproxy_host=kubeha-lb
+haproxy "set server kube_apiserver/kubeha-master3 state ready" >/dev/null
 docker exec kubeha-master3 mv /etc/kubernetes/manifests/kube-apiserver.yaml /root/kube-apiserver.yaml.parked
 for _ in $(seq 30); do docker exec kubeha-master3 pgrep -x kube-apiserver >/dev/null || break; sleep 1; done
 # the parked manifest is this test's own doing: compare once it is back and the apiserver ready
@@ -121,6 +127,28 @@ if ap convert-again -i "$inv" playbooks/convert.yml; then
 else
     ko "second run failed (see $logs/convert-again.log)"
 fi
+
+# 4b. a run killed between its drain of kubeha-master2 and the ready step (kubeha_lb_haproxy_host)
+#     left it drained, with kubeha's marker on the HAProxy host: the dry run says it would put it back
+#     (and changes nothing), the real run puts it back instead of refusing
+marker=/var/lib/kubeha/lb-drained/kube_apiserver--kubeha-master2
+admin_state() { haproxy "show servers state kube_apiserver" | awk '$4 == "kubeha-master2" {print $6 "/" $7}'; }
+resumed() { grep -A4 'Resume | put a master an interrupted run left drained' "$logs/$1.log" | grep -q 'changed: \[kubeha-master2'; }
+docker exec kubeha-lb bash -c "mkdir -p -m 700 ${marker%/*} && echo 'set server kube_apiserver/kubeha-master2 state drain' >$marker"
+haproxy "set server kube_apiserver/kubeha-master2 state drain" >/dev/null
+if ap resume-check -i "$inv" playbooks/convert.yml --check -e kubeha_lb_haproxy_host=kubeha-lb && resumed resume-check \
+    && [[ $(admin_state) == */8 ]] && docker exec kubeha-lb test -f "$marker"; then
+    ok "left drained by an interrupted run: the dry run reports it would put kubeha-master2 back and changes nothing ($(admin_state))"
+else
+    ko "left drained: dry run (see $logs/resume-check.log; op/admin state $(admin_state))"
+fi
+if ap resume -i "$inv" playbooks/convert.yml -e kubeha_lb_haproxy_host=kubeha-lb && resumed resume \
+    && [[ $(admin_state) == 2/0 ]] && ! docker exec kubeha-lb test -e "$marker"; then
+    ok "left drained by an interrupted run: the next run put kubeha-master2 back (UP, state $(admin_state)), marker gone, run converged"
+else
+    ko "left drained: the next run (see $logs/resume.log; op/admin state $(admin_state))"
+fi
+haproxy "set server kube_apiserver/kubeha-master2 state ready" >/dev/null
 
 # 5. rollback
 if ap rollback -i "$inv" playbooks/rollback.yml; then
