@@ -8,8 +8,10 @@ Exit 1 unless every suite (and failure handling, module kills, security) has ful
 
 Several output directories (each with its --seconds and --command, in the same order) are summed as
 one run: the full suite of both layouts takes longer than one working session here, so each layout
-can run as its own `make chaos` invocation and be recorded together. A layout that appears in two
-directories is refused: one layout's figures must come from one run."""
+can run as its own `make chaos` invocation and be recorded together. A layout may appear in several
+directories only as segments of its interruption chain (CHAOS_KILL_RANGE), with the same reference
+task list and no overlap; its coverage is full when the segments' kill points together hit every task
+of the conversion once."""
 
 import argparse
 import glob
@@ -18,6 +20,43 @@ import os
 import re
 import sys
 import time
+
+
+def covers_every_task(i):
+    """One chain is the full suite when it killed every task once (or every task start)."""
+    return bool(i) and i.get("total", 0) > 0 and (
+        (i.get("scope") == "each task once" and i.get("total") == i.get("tasks"))
+        or i.get("total") == i.get("task_starts"))
+
+
+def layout_covers_every_task(group):
+    """One chain that covers every task, or segments whose boundaries together are every task."""
+    if len(group) == 1 and not group[0].get("interruptions", {}).get("segment"):
+        return covers_every_task(group[0].get("interruptions"))
+    chains = [s.get("interruptions") or {} for s in group]
+    if not all(c.get("segment") for c in chains):
+        return False
+    hit = {tuple(k["boundary"]) for c in chains for k in c.get("kills", []) if k.get("boundary")}
+    wanted = {tuple(k) for k in chains[0].get("task_keys", [])}
+    return bool(wanted) and hit == wanted
+
+
+def segment_problem(group):
+    """Why the summaries of one layout cannot be summed (None when they can)."""
+    if len(group) == 1:
+        return None
+    chains = [s.get("interruptions") or {} for s in group]
+    if not all(c.get("segment") for c in chains):
+        return "only segments of one chain (CHAOS_KILL_RANGE) may be summed; record one run per layout"
+    if len({json.dumps(c.get("task_keys")) for c in chains}) != 1:
+        return "their reference runs have different task lists, so their segments do not add up"
+    if len({c["segment"]["of"] for c in chains}) != 1:
+        return "their chains have different numbers of kill points"
+    spans = sorted((c["segment"]["from"], c["segment"]["to"]) for c in chains)
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        if start <= end:
+            return f"segments overlap ({spans})"
+    return None
 
 
 def main():
@@ -39,11 +78,13 @@ def main():
         for path in sorted(glob.glob(os.path.join(outdir, "*", "summary.json"))):
             with open(path, encoding="utf-8") as handle:
                 summaries.append(json.load(handle))
-    layouts = [s["layout"] for s in summaries]
-    twice = sorted({l for l in layouts if layouts.count(l) > 1})
-    if twice:
-        parser.error(f"layout(s) {', '.join(twice)} appear in more than one output directory: "
-                     "record one run per layout")
+    by_layout = {}
+    for s in summaries:
+        by_layout.setdefault(s["layout"], []).append(s)
+    for layout, group in by_layout.items():
+        problem = segment_problem(group)
+        if problem:
+            parser.error(f"layout {layout} appears in {len(group)} output directories: {problem}")
     module_kill = None
     for outdir in args.outdir:
         mk_path = os.path.join(outdir, "module-kill.json")
@@ -74,16 +115,11 @@ def main():
     guard_ok = all(g.startswith("tls-guard: no code path") for g in guards)
     guard = guards[-1]
 
-    starts = sum(s.get("interruptions", {}).get("task_starts", 0) for s in summaries)
-    tasks = sum(s.get("interruptions", {}).get("tasks", 0) for s in summaries)
-
-    def covers_every_task(i):
-        """A layout's chain is the full suite when it killed every task once (or every task start)."""
-        return bool(i) and i.get("total", 0) > 0 and (
-            (i.get("scope") == "each task once" and i.get("total") == i.get("tasks"))
-            or i.get("total") == i.get("task_starts"))
+    # a layout's tasks and task starts once, however many segments ran it
+    starts = sum(g[0].get("interruptions", {}).get("task_starts", 0) for g in by_layout.values())
+    tasks = sum(g[0].get("interruptions", {}).get("tasks", 0) for g in by_layout.values())
     # make chaos asks for a kill at every task (once): a subset (CHAOS_KILLS=N) is never full marks
-    coverage_full = bool(summaries) and all(covers_every_task(s.get("interruptions")) for s in summaries)
+    coverage_full = bool(summaries) and all(layout_covers_every_task(g) for g in by_layout.values())
     rows = []
     for s in summaries:
         a, i, b = s.get("availability", {}), s.get("interruptions", {}), s.get("bad_inputs", {})
@@ -93,6 +129,10 @@ def main():
             inter = "not run"
         elif i.get("total") == i.get("task_starts"):
             inter = f"{i.get('recovered')}/{i.get('total')} (every one of {i.get('task_starts')} task starts)"
+        elif i.get("segment"):
+            g = i["segment"]
+            inter = (f"{i.get('recovered')}/{i.get('total')} (segment: kill points {g['from']}-{g['to']} of {g['of']}, "
+                     f"each task once; {i.get('tasks')} tasks, {i.get('task_starts')} task starts)")
         elif covers_every_task(i):
             inter = f"{i.get('recovered')}/{i.get('total')} (each of {i.get('tasks')} tasks once, of {i.get('task_starts')} task starts)"
         else:

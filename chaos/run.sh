@@ -7,7 +7,9 @@
 # Environment: CHAOS_LAYOUTS (default "pinned kubespray"), CHAOS_KILLS (kill points per layout:
 # 0 = every task of the conversion once, at its first start (default); -1 = every task start, serial
 # batches counted apart; N = N points spread over the run), CHAOS_BAD_INPUT_LAYOUTS (layouts that run the bad-input
-# suite, default: all of CHAOS_LAYOUTS), CHAOS_MODULE_KILLS (default 60), CHAOS_REUSE_BED=1 (no
+# suite, default: all of CHAOS_LAYOUTS), CHAOS_KILL_RANGE=A-B (only the A-th to B-th kill points: a
+# segment of the chain; chaos/figures.py sums the segments of a layout run apart and counts the full
+# suite only when they cover every task), CHAOS_MODULE_KILLS (default 60), CHAOS_REUSE_BED=1 (no
 # fresh bring-up: the running bed of that layout, rolled back first with playbooks/rollback.yml).
 # The test bed is shared: everything that touches it runs under flock /tmp/kubeha-testbed.lock.
 # Ends with exactly one line per suite:
@@ -36,7 +38,7 @@ for layout in $layouts; do
     [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
 done
 
-knobs="CHAOS_LAYOUTS=\"$layouts\" CHAOS_KILLS=$kills CHAOS_BAD_INPUT_LAYOUTS=\"$bad_layouts\" CHAOS_MODULE_KILLS=${CHAOS_MODULE_KILLS:-60}${reuse:+ CHAOS_REUSE_BED=1}"
+knobs="CHAOS_LAYOUTS=\"$layouts\" CHAOS_KILLS=$kills${CHAOS_KILL_RANGE:+ CHAOS_KILL_RANGE=$CHAOS_KILL_RANGE} CHAOS_BAD_INPUT_LAYOUTS=\"$bad_layouts\" CHAOS_MODULE_KILLS=${CHAOS_MODULE_KILLS:-60}${reuse:+ CHAOS_REUSE_BED=1}"
 $py chaos/figures.py "$out" --seconds $((SECONDS - start)) --doc docs/reliability.md \
     --command "\`$knobs chaos/run.sh\` (\`make chaos\` with these knobs)" || status=1
 exit $status

@@ -258,7 +258,7 @@ def interruption_chain(inventory, workdir, probes, kill_points, ref_initial, s_r
             # never counted as a recovered kill: this boundary was not interrupted
             problems.append(f"not killed: the run (rc {rc}) never started occurrence {occurrence} of '{task}'")
         results.append({"kill_at": k, "rc": rc, "seconds": round(secs, 1), "task": where, "problems": problems,
-                        "left_drained": drained})
+                        "left_drained": drained, "boundary": [play, task]})
         log(f"interruption {i}/{len(kill_points)}: killed at task {k} [{where}] rc {rc} after {secs:.0f} s; "
             + ("invariants OK" if not problems else f"PROBLEMS: {problems}"))
     # the run after the last kill must converge
@@ -309,12 +309,24 @@ def choose_kill_points(ref_tasks, count):
     return points
 
 
+def select_range(text, total):
+    """'A-B' -> (A, B), 1-based and inclusive, within 1..total."""
+    match = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", text)
+    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)) <= total:
+        raise SystemExit(f"--kill-range / CHAOS_KILL_RANGE={text!r}: expected A-B with 1 <= A <= B <= {total} "
+                         f"(the number of kill points)")
+    return int(match.group(1)), int(match.group(2))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layout", required=True)
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--kills", type=int, default=int(os.environ.get("CHAOS_KILLS", "0")),
                         help="kill points (0 = every task once, its first start; -1 = every task start; N = N spread points)")
+    parser.add_argument("--kill-range", default=os.environ.get("CHAOS_KILL_RANGE", ""),
+                        help="A-B: only the A-th to B-th of the kill points (1-based, inclusive), a segment of the "
+                             "chain; segments of one layout run apart are summed by chaos/figures.py")
     parser.add_argument("--bad-inputs", choices=["yes", "no"], default="yes")
     parser.add_argument("--failure", choices=["yes", "no"], default="yes")
     parser.add_argument("--conversion", choices=["yes", "no"], default="yes",
@@ -323,6 +335,8 @@ def main():
     parser.add_argument("--rollback-first", action="store_true",
                         help="with --no-up: run playbooks/rollback.yml first (a bed an earlier run converted)")
     args = parser.parse_args()
+    if args.kill_range:
+        select_range(args.kill_range, 10 ** 9)  # the form now; the bounds once the kill points are known
     workdir = os.path.abspath(args.workdir)
     os.makedirs(workdir, mode=0o700, exist_ok=True)
     os.chmod(workdir, 0o700)
@@ -399,14 +413,26 @@ def main():
             log(f"FAILURE HANDLING: {p}")
 
     kill_points = choose_kill_points(ref_tasks, args.kills)
-    tasks = len({(l[1], l[2]) for l in ref_tasks})
-    log(f"interruption chain: {len(kill_points)} kill points ({tasks} tasks, {len(ref_tasks)} task starts): {kill_points}")
+    all_points = len(kill_points)
+    segment = None
+    if args.kill_range:
+        first, last = select_range(args.kill_range, all_points)
+        kill_points = kill_points[first - 1:last]
+        segment = {"from": first, "to": last, "of": all_points}
+    task_keys = sorted({(l[1], l[2]) for l in ref_tasks})
+    tasks = len(task_keys)
+    log(f"interruption chain: {len(kill_points)} kill points"
+        + (f" (points {segment['from']}-{segment['to']} of {all_points})" if segment else "")
+        + f" ({tasks} tasks, {len(ref_tasks)} task starts): {kill_points}")
     recovered, results, final_problems = interruption_chain(inventory, workdir, probes, kill_points, s0_kept, s_ref, s0,
                                                             ref_tasks)
     scope = ("each task once" if args.kills == 0 else "every task start" if args.kills < 0 or len(kill_points) == len(ref_tasks)
              else "a subset")
+    if segment:
+        scope += f", segment {segment['from']}-{segment['to']} of {all_points} points"
     summary["interruptions"] = {"recovered": recovered, "total": len(kill_points), "task_starts": len(ref_tasks),
-                                "tasks": tasks, "scope": scope, "kills": results, "final_problems": final_problems}
+                                "tasks": tasks, "scope": scope, "kills": results, "final_problems": final_problems,
+                                "segment": segment, "task_keys": [list(k) for k in task_keys]}
     ok &= recovered == len(kill_points)
     if s0 is not s0_kept:
         log("note: the chain ran on a fresh test bed; compared by per-file change against the reference run")
