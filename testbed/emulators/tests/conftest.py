@@ -33,6 +33,11 @@ ADMIN_TOKEN = "t0ken-admin-" + "a" * 20
 KUBE_PROXY_TOKEN = "t0ken-kube-proxy-" + "b" * 16
 
 
+def default_sighup():
+    """In the child before exec: SIGHUP back to its default action (terminate)."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -176,7 +181,10 @@ class ApiServer:
                 "--kubelet-client-certificate=/nonexistent.crt", "--requestheader-allowed-names=front-proxy-client"]
         args += list(extra_args)
         self.started = time.time()
-        self.proc = subprocess.Popen(args, env=env, stdout=self.stderr, stderr=subprocess.STDOUT)
+        # default signal dispositions, as under kubelet: a test runner started with nohup would
+        # otherwise pass SIGHUP on as ignored (kept across exec) and the SIGHUP test could not hold
+        self.proc = subprocess.Popen(args, env=env, stdout=self.stderr, stderr=subprocess.STDOUT,
+                                     preexec_fn=default_sighup)
         deadline = time.time() + 10
         while True:
             try:
