@@ -73,11 +73,22 @@ def main():
     if len(seconds) != len(args.outdir) or len(commands) != len(args.outdir):
         parser.error(f"{len(args.outdir)} output directories need as many --seconds and --command "
                      f"(got {len(seconds)} and {len(commands)})")
-    summaries = []
+    summaries, guards, module_kill = [], [], None
     for outdir in args.outdir:
         for path in sorted(glob.glob(os.path.join(outdir, "*", "summary.json"))):
             with open(path, encoding="utf-8") as handle:
                 summaries.append(json.load(handle))
+        mk_path = os.path.join(outdir, "module-kill.json")
+        if os.path.exists(mk_path):
+            with open(mk_path, encoding="utf-8") as handle:
+                one = json.load(handle)
+            if module_kill is None:
+                module_kill = dict.fromkeys(("total", "pair_ok", "recovered_ok", "killed_mid_swap",
+                                             "mismatched_right_after_kill"), 0)
+            for key in module_kill:
+                module_kill[key] += one[key]
+        path = os.path.join(outdir, "tls-guard.txt")
+        guards.append(open(path, encoding="utf-8").read().strip() if os.path.exists(path) else "not run")
     by_layout = {}
     for s in summaries:
         by_layout.setdefault(s["layout"], []).append(s)
@@ -85,22 +96,6 @@ def main():
         problem = segment_problem(group)
         if problem:
             parser.error(f"layout {layout} appears in {len(group)} output directories: {problem}")
-    module_kill = None
-    for outdir in args.outdir:
-        mk_path = os.path.join(outdir, "module-kill.json")
-        if not os.path.exists(mk_path):
-            continue
-        with open(mk_path, encoding="utf-8") as handle:
-            one = json.load(handle)
-        if module_kill is None:
-            module_kill = dict.fromkeys(("total", "pair_ok", "recovered_ok", "killed_mid_swap",
-                                         "mismatched_right_after_kill"), 0)
-        for key in module_kill:
-            module_kill[key] += one[key]
-    guards = []
-    for outdir in args.outdir:
-        path = os.path.join(outdir, "tls-guard.txt")
-        guards.append(open(path, encoding="utf-8").read().strip() if os.path.exists(path) else "not run")
 
     avail_ok = sum(s.get("availability", {}).get("ok", 0) for s in summaries)
     avail_total = sum(s.get("availability", {}).get("total", 0) for s in summaries)
