@@ -7,8 +7,9 @@ the `chaos:figures` markers) and print exactly one line per suite, last:
 Exit 1 unless every suite (and failure handling, module kills, security) has full marks on both
 layouts of the test bed.
 
-Several output directories (each with its --seconds and --command, in the same order) are summed as
-one run: the full suite of both layouts takes longer than one working session here, so each layout
+Several output directories (each with its run.json from chaos/run.sh, or --seconds and --command in
+the same order) are summed as one run, raw ones in chaos/out/ or the summaries chaos/keep.py kept in
+chaos/results/ (the raw output does not outlive the machine): the full suite of both layouts takes longer than one working session here, so each layout
 can run as its own `make chaos` invocation and be recorded together. A layout may appear in several
 directories only as segments of its interruption chain (CHAOS_KILL_RANGE), with the same reference
 task list and no overlap; its coverage is full when the segments' kill points together hit every task
@@ -63,6 +64,20 @@ def segment_problem(group):
     return None
 
 
+def kept(outdir):
+    """A directory chaos/keep.py wrote (in the repository) rather than a run's raw output."""
+    return "kept_from" in run_info(outdir)
+
+
+def run_info(outdir):
+    """What chaos/run.sh recorded about the invocation that wrote OUTDIR ({} when it did not)."""
+    path = os.path.join(outdir, "run.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("outdir", nargs="+")
@@ -72,11 +87,14 @@ def main():
     parser.add_argument("--command", action="append", default=None,
                         help="what produced each OUTDIR, as recorded in the doc (once per OUTDIR, same order)")
     args = parser.parse_args()
-    seconds = args.seconds or [0] * len(args.outdir)
-    commands = args.command or ["`make chaos` (`chaos/run.sh`)"] * len(args.outdir)
-    if len(seconds) != len(args.outdir) or len(commands) != len(args.outdir):
+    if (args.seconds and len(args.seconds) != len(args.outdir)) or (args.command and len(args.command) != len(args.outdir)):
         parser.error(f"{len(args.outdir)} output directories need as many --seconds and --command "
-                     f"(got {len(seconds)} and {len(commands)})")
+                     f"(got {len(args.seconds or [])} and {len(args.command or [])})")
+    # chaos/run.sh records what produced each directory in run.json; --seconds/--command override it
+    runs_info = [run_info(outdir) for outdir in args.outdir]
+    seconds = args.seconds or [r.get("seconds", 0) for r in runs_info]
+    commands = args.command or [r.get("command", "`make chaos` (`chaos/run.sh`)") for r in runs_info]
+    commits = [r.get("commit") for r in runs_info]
     summaries, guards, module_kill = [], [], None
     for outdir in args.outdir:
         for path in sorted(glob.glob(os.path.join(outdir, "*", "summary.json"))):
@@ -149,9 +167,10 @@ def main():
                     f"| {('OK' if not s['security'].get('problems') else 'FAILED') if 'security' in s else '-'} "
                     f"| {str(s['reference']['seconds']) + ' s' if 'reference' in s else '-'} |")
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    runs = [f"{command}, {secs // 60} min {secs % 60} s, output in "
-            f"`chaos/out/{os.path.basename(outdir.rstrip('/'))}/` (git-ignored)"
-            for outdir, secs, command in zip(args.outdir, seconds, commands)]
+    runs = [f"{command}{f' at commit {commit}' if commit else ''}, {secs // 60} min {secs % 60} s, "
+            + (f"summaries kept in `{outdir.rstrip('/')}/`" if kept(outdir) else
+               f"output in `chaos/out/{os.path.basename(outdir.rstrip('/'))}/` (git-ignored)")
+            for outdir, secs, command, commit in zip(args.outdir, seconds, commands, commits)]
     block = [
         (f"Last run: {date}, {runs[0]}." if len(runs) == 1 else
          f"Last run: recorded {date}, {len(runs)} invocations summed as one run: "

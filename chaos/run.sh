@@ -12,6 +12,8 @@
 # suite only when they cover every task), CHAOS_MODULE_KILLS (default 60), CHAOS_REUSE_BED=1 (no
 # fresh bring-up: the running bed of that layout, rolled back first with playbooks/rollback.yml).
 # The test bed is shared: everything that touches it runs under flock /tmp/kubeha-testbed.lock.
+# Output: chaos/out/<UTC stamp>/ (git-ignored), with run.json (command, seconds, commit);
+# chaos/keep.py copies its summaries to chaos/results/ so that segments of different sessions add up.
 # Ends with exactly one line per suite:
 #   availability: OK/TOTAL requests / interruptions: RECOVERED/TOTAL / bad inputs: CLEAN/TOTAL
 set -uo pipefail
@@ -39,6 +41,14 @@ for layout in $layouts; do
 done
 
 knobs="CHAOS_LAYOUTS=\"$layouts\" CHAOS_KILLS=$kills${CHAOS_KILL_RANGE:+ CHAOS_KILL_RANGE=$CHAOS_KILL_RANGE} CHAOS_BAD_INPUT_LAYOUTS=\"$bad_layouts\" CHAOS_MODULE_KILLS=${CHAOS_MODULE_KILLS:-60}${reuse:+ CHAOS_REUSE_BED=1}"
-$py chaos/figures.py "$out" --seconds $((SECONDS - start)) --doc docs/reliability.md \
-    --command "\`$knobs chaos/run.sh\` (\`make chaos\` with these knobs)" || status=1
+# what produced this directory, so that chaos/figures.py can sum it with later invocations (and
+# chaos/keep.py can keep it in chaos/results/ across machines) without being told again
+$py - "$out/run.json" "\`$knobs chaos/run.sh\` (\`make chaos\` with these knobs)" $((SECONDS - start)) \
+    "$(git describe --always --dirty 2>/dev/null || echo unknown)" <<'PY'
+import json, sys
+path, command, seconds, commit = sys.argv[1:]
+with open(path, "w", encoding="utf-8") as handle:
+    json.dump({"command": command, "seconds": int(seconds), "commit": commit}, handle)
+PY
+$py chaos/figures.py "$out" --doc docs/reliability.md || status=1
 exit $status
