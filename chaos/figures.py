@@ -46,6 +46,17 @@ def layout_covers_every_task(group):
     return bool(wanted) and hit == wanted
 
 
+def layout_coverage(group):
+    """One layout's coverage in words, for a run that is not the full suite."""
+    if layout_covers_every_task(group):
+        return "every task killed once"
+    spans = sorted((c["segment"]["from"], c["segment"]["to"], c["segment"]["of"])
+                   for c in (s.get("interruptions") or {} for s in group) if c.get("segment"))
+    if spans:
+        return "segments " + ", ".join(f"{a}-{b}" for a, b, _ in spans) + f" of {spans[0][2]} kill points"
+    return f"{sum((s.get('interruptions') or {}).get('total', 0) for s in group)} kill points"
+
+
 def segment_problem(group):
     """Why the summaries of one layout cannot be summed (None when they can)."""
     if len(group) == 1:
@@ -140,7 +151,8 @@ def main():
     # one layout's full chain is not the full suite: say which layout is still to run
     missing = [layout for layout in BED_LAYOUTS if layout not in by_layout]
     coverage_note = (": every task killed once" if coverage_full
-                     else ": **a subset, not the full suite** (`make chaos` asks for every task once)")
+                     else ": **a subset, not the full suite** (`make chaos` asks for every task once; "
+                     + "; ".join(f"{layout}: {layout_coverage(g)}" for layout, g in by_layout.items()) + ")")
     if missing:
         coverage_note += (f"; **layouts not run: {', '.join(missing)}** (`make chaos` runs "
                           f"{' and '.join(BED_LAYOUTS)})")
