@@ -75,11 +75,6 @@ def segment_problem(group):
     return None
 
 
-def kept(outdir):
-    """A directory chaos/keep.py wrote (in the repository) rather than a run's raw output."""
-    return "kept_from" in run_info(outdir)
-
-
 def run_info(outdir):
     """What chaos/run.sh recorded about the invocation that wrote OUTDIR ({} when it did not)."""
     path = os.path.join(outdir, "run.json")
@@ -105,7 +100,6 @@ def main():
     runs_info = [run_info(outdir) for outdir in args.outdir]
     seconds = args.seconds or [r.get("seconds", 0) for r in runs_info]
     commands = args.command or [r.get("command", "`make chaos` (`chaos/run.sh`)") for r in runs_info]
-    commits = [r.get("commit") for r in runs_info]
     summaries, guards, module_kill = [], [], None
     for outdir in args.outdir:
         for path in sorted(glob.glob(os.path.join(outdir, "*", "summary.json"))):
@@ -179,10 +173,13 @@ def main():
                     f"| {('OK' if not s['security'].get('problems') else 'FAILED') if 'security' in s else '-'} "
                     f"| {str(s['reference']['seconds']) + ' s' if 'reference' in s else '-'} |")
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    runs = [f"{command}{f' at commit {commit}' if commit else ''}, {secs // 60} min {secs % 60} s, "
-            + (f"summaries kept in `{outdir.rstrip('/')}/`" if kept(outdir) else
-               f"output in `chaos/out/{os.path.basename(outdir.rstrip('/'))}/` (git-ignored)")
-            for outdir, secs, command, commit in zip(args.outdir, seconds, commands, commits)]
+    runs = []
+    for outdir, secs, command, info in zip(args.outdir, seconds, commands, runs_info):
+        at = f" at commit {info['commit']}" if info.get("commit") else ""
+        # a directory chaos/keep.py wrote (kept_from) is in the repository, not a run's raw output
+        where = (f"summaries kept in `{outdir.rstrip('/')}/`" if "kept_from" in info else
+                 f"output in `chaos/out/{os.path.basename(outdir.rstrip('/'))}/` (git-ignored)")
+        runs.append(f"{command}{at}, {secs // 60} min {secs % 60} s, {where}")
     block = [
         (f"Last run: {date}, {runs[0]}." if len(runs) == 1 else
          f"Last run: recorded {date}, {len(runs)} invocations summed as one run: "
