@@ -4,7 +4,7 @@ the `chaos:figures` markers) and print exactly one line per suite, last:
     availability: OK/TOTAL requests
     interruptions: RECOVERED/TOTAL
     bad inputs: CLEAN/TOTAL
-Exit 1 unless every suite (and failure handling, module kills, security) has full marks on both
+Exit 1 unless every suite (and failure handling, rollback, module kills, security) has full marks on both
 layouts of the test bed.
 
 Several output directories (each with its run.json from chaos/run.sh, or --seconds and --command in
@@ -75,6 +75,17 @@ def segment_problem(group):
     return None
 
 
+def rollback_cell(summary):
+    """The doc table's word for rollback.yml after the reference run: OK (byte for byte), FAILED with
+    the first differences, or - when the run had no conversion."""
+    reset = summary.get("reset_after_reference")
+    if not reset:
+        return "-"
+    if reset.get("rollback_ok"):
+        return f"OK ({reset.get('rollback_seconds', '?')} s)"
+    return "FAILED: " + "; ".join(reset.get("rollback_problems", []))[:200]
+
+
 def run_info(outdir):
     """What chaos/run.sh recorded about the invocation that wrote OUTDIR ({} when it did not)."""
     path = os.path.join(outdir, "run.json")
@@ -132,6 +143,11 @@ def main():
     bad_total = sum(s.get("bad_inputs", {}).get("total", 0) for s in summaries)
     failure_ok = all(not s.get("failure_handling", {}).get("problems") for s in summaries if "failure_handling" in s)
     security_ok = all(not s.get("security", {}).get("problems") for s in summaries)
+    # rollback.yml after the reference run must give back the bed's initial state byte for byte
+    rollback_failed = [s["layout"] + (f" (kill points {s['interruptions']['segment']['from']}-"
+                                      f"{s['interruptions']['segment']['to']})"
+                                      if s.get("interruptions", {}).get("segment") else "")
+                       for s in summaries if s.get("reset_after_reference", {}).get("rollback_ok") is False]
     slow = [f"{s['layout']}:{n}" for s in summaries for n in s.get("availability", {}).get("below_min_rate", [])]
     mk_ok = bool(module_kill) and module_kill["recovered_ok"] == module_kill["total"]
     guard_ok = all(g.startswith("tls-guard: no code path") for g in guards)
@@ -170,6 +186,7 @@ def main():
         rows.append(f"| {s['layout']} ({s.get('bed', 'fresh')} bed) | {avail} | {inter} "
                     f"| {b.get('clean', '-')}/{b.get('total', '-')} "
                     f"| {'OK' if 'failure_handling' in s and not f.get('problems') else ('FAILED: ' + '; '.join(f.get('problems', []))[:200] if 'failure_handling' in s else '-')} "
+                    f"| {rollback_cell(s)} "
                     f"| {('OK' if not s['security'].get('problems') else 'FAILED') if 'security' in s else '-'} "
                     f"| {str(s['reference']['seconds']) + ' s' if 'reference' in s else '-'} |")
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -193,8 +210,8 @@ def main():
         "",
         f"Interruption coverage: {rec_total} kill points; {tasks} tasks, {starts} task starts{coverage_note}.",
         "",
-        "| layout | availability (probe through the VIP) | interruptions | bad inputs | failure handling | security | reference run |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| layout | availability (probe through the VIP) | interruptions | bad inputs | failure handling | rollback to the initial state | security | reference run |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
         *rows,
         "",
         f"- module kills (`apiserver_cert` SIGKILLed mid-write on a fixture tree): "
@@ -217,6 +234,7 @@ def main():
             handle.write(new)
     print(f"failure handling: {'OK' if failure_ok and any('failure_handling' in s for s in summaries) else 'FAILED'}")
     print(f"module kills: {module_kill['recovered_ok']}/{module_kill['total']}" if module_kill else "module kills: not run")
+    print(f"rollback: {'OK' if not rollback_failed else 'FAILED in ' + ', '.join(rollback_failed)}")
     print(f"security: {'OK' if security_ok and guard_ok else 'FAILED'}")
     if slow:
         print(f"probe rate below 10 req/s in: {', '.join(slow)}")
@@ -228,7 +246,7 @@ def main():
     print(f"interruptions: {rec}/{rec_total}")
     print(f"bad inputs: {bad}/{bad_total}")
     full = (coverage_full and not missing and not slow and avail_ok == avail_total > 0 and rec == rec_total > 0 and bad == bad_total > 0 and failure_ok
-            and security_ok and mk_ok and guard_ok)
+            and not rollback_failed and security_ok and mk_ok and guard_ok)
     return 0 if full else 1
 
 

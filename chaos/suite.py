@@ -6,7 +6,8 @@
   3. reference run: playbooks/convert.yml uninterrupted, the availability probe through the VIP
      the whole time; its task list (kubeha_chaos callback) gives the task boundaries; security
      checks on what it wrote and printed
-  4. reset to S0 (playbooks/rollback.yml, checked byte for byte; a fresh test bed if that fails)
+  4. reset to S0 (playbooks/rollback.yml, checked byte for byte: a difference fails the run, and the
+     suites go on from a fresh test bed)
   5. failure handling: a certificate the CA did not sign is put on master 2 right after its
      certificate task: the play must restore master 2's originals, stop before master 3, say so,
      and the other masters keep serving (probe)
@@ -400,6 +401,9 @@ def main():
     s0, reset_info = reset_to(s0, inventory, workdir, args.layout)
     s0.setdefault("manifests", C.manifests_now())
     summary["reset_after_reference"] = reset_info
+    # rollback.yml's promise is the state before kubeha, byte for byte: a difference is a failure
+    # even though the chain then goes on from a new bed
+    ok &= reset_info["rollback_ok"]
     if s0 is not s0_kept:
         # a fresh bed: the reference delta is still comparable (same hosts, IPs, layout)
         s0["manifests"] = C.manifests_now()
@@ -455,6 +459,7 @@ def main():
     log(f"layout {args.layout}: availability {good}/{total}, interruptions {recovered}/{len(kill_points)}, "
         f"bad inputs {summary.get('bad_inputs', {}).get('clean', '-')}/{summary.get('bad_inputs', {}).get('total', '-')}, "
         f"failure handling {'OK' if not summary.get('failure_handling', {}).get('problems') else 'FAILED'}, "
+        f"rollback {'OK' if reset_info['rollback_ok'] else 'FAILED'}, "
         f"security {'OK' if not sec_problems else 'FAILED'}")
     return 0 if ok else 1
 

@@ -7,14 +7,12 @@ layout=${1:-${LAYOUT:-pinned}}
 [[ -d molecule/$layout ]] || { echo "up.sh: unknown layout '$layout' (pinned|kubespray)" >&2; exit 2; }
 export KUBEHA_NODE_IMAGE=${KUBEHA_NODE_IMAGE:-kubeha-node:$(testbed/images/build.sh hash | awk '{print $2}')}
 docker image inspect "$KUBEHA_NODE_IMAGE" >/dev/null 2>&1 || { echo "up.sh: image $KUBEHA_NODE_IMAGE missing: run make image" >&2; exit 1; }
-# Unless this layout's bed is running, start clean: another scenario's containers (same names, same
-# network) must go, and so must molecule's record of instances that no longer exist (else `molecule
-# create` believes they do and skips them).
-current=$(docker ps --filter name='^kubeha-master1$' --format '{{.Label "kubeha_layout"}}' 2>/dev/null || true)
-if [[ $current != "$layout" ]]; then
-    echo "up.sh: no running '$layout' bed (found '${current:-none}'): testbed/down.sh first"
-    testbed/down.sh
-fi
+# Always from new containers: an unconverted cluster and nothing else. Re-running prepare on a bed
+# that is already up would keep whatever an earlier run left behind: install keeps existing keys and
+# certificates (so a converted apiserver pair stays), and kubeha's state (/var/lib/kubeha: saved
+# originals, drain markers) survives, so a later rollback restores an earlier bed's originals.
+# down.sh also makes molecule forget its instances (else `molecule create` believes they exist).
+testbed/down.sh
 export PATH="$PWD/.venv/bin:$PATH"
 start=$SECONDS
 .venv/bin/molecule create -s "$layout"
