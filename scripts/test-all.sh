@@ -32,6 +32,8 @@ if_script() {   # run scripts/<name> if it exists, else the fallback command
 
 rust() { if_script test-rust.sh cargo test; }
 emulators() { .venv/bin/python -m pytest -q testbed/emulators/tests; }
+# what decides docs/reliability.md's figures (chaos/figures.py) and what gets committed (chaos/keep.py)
+chaos_tools() { .venv/bin/python -m pytest -q -p no:cacheprovider chaos/tests; }
 collection() {
     if [[ -x scripts/test-collection.sh ]]; then scripts/test-collection.sh; else echo "no scripts/test-collection.sh"; fi
 }
@@ -72,6 +74,7 @@ molecule_kubespray() { molecule_layout kubespray; }
 section "TLS verification never disabled (chaos/tls-guard.sh)" chaos/tls-guard.sh
 section "rust tests" rust
 section "emulator tests (pytest)" emulators
+section "chaos figures and keep (pytest)" chaos_tools
 section "collection checks" collection
 section "bullseye compatibility of the module binaries" bullseye
 # The control (unconverted pinned cluster: master1 stopped => kubectl with admin.conf fails) runs
