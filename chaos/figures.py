@@ -220,6 +220,8 @@ def main():
            f"{module_kill['killed_mid_swap']}, pair mismatched right after the kill: {module_kill['mismatched_right_after_kill']}"
            if module_kill else "not run"),
         f"- TLS guard: {guard.splitlines()[-1] if guard else 'not run'}",
+        f"- rollback.yml after each reference run, byte for byte to the initial state: "
+        + ("OK" if not rollback_failed else "**FAILED in " + ", ".join(rollback_failed) + "**"),
     ]
     for s in summaries:
         fh = s.get("failure_handling")

@@ -91,6 +91,7 @@ def test_segments_that_cover_every_task_sum_to_full_marks_and_the_doc_names_the_
     text = doc.read_text()
     assert "old" not in text and text.startswith("head\n") and text.endswith("tail\n")
     assert "FAILED: kubeha-master1:/etc/kubernetes/ssl/apiserver.crt differs" in text
+    assert "initial state: **FAILED in pinned (kill points 3-4)**" in text
     # the same segments with both rollbacks byte for byte: full marks
     third = run_dir(tmp_path, "c", summary("pinned", (3, 4)))
     assert figures(first, third).returncode == 0
