@@ -22,7 +22,7 @@ PHASES = [("local proxy", "local proxy"), ("preflight", "preflight"), ("certific
           ("report", "report"), ("groups", "inventory groups")]
 METHOD = """## What `make bench` measures (bench/run.sh)
 
-1. A fresh unconverted bed (`testbed/down.sh` then `testbed/up.sh pinned`: 3 masters, 2 workers, HAProxy).
+1. A fresh unconverted bed (`testbed/up.sh pinned`, which destroys any bed first: 3 masters, 2 workers, HAProxy).
 2. `playbooks/convert.yml` (forks 20, ANSIBLE_PIPELINING=True, kubeha's optional HAProxy drain on, as
    chaos/ runs it), with `chaos/probe.py` sending authenticated, CA-verified GETs through the VIP at
    10/s the whole time. Gives the kubeha wall time and the **availability** percentage.

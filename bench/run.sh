@@ -2,7 +2,7 @@
 # make bench: measure kubeha on the test bed and write docs/benchmarks.md (see that page).
 # Every figure is a ratio or a count from this one run. Steps, on the shared test bed (held under
 # flock /tmp/kubeha-testbed.lock for the whole run):
-#   1. fresh unconverted bed (layout pinned: 3 masters, 2 workers): testbed/down.sh + testbed/up.sh
+#   1. fresh unconverted bed (layout pinned: 3 masters, 2 workers): testbed/up.sh (destroys any bed first)
 #   2. playbooks/convert.yml with the availability probe running (chaos/probe.py through the VIP)
 #   3. floor A: only the restarts and waits that run made (bench/floor.py)
 #   4. module cost on kubeha-master1 (bench/modcost.py)
@@ -59,7 +59,6 @@ run_play() {  # run_play <name> <inventory> <playbook> [args]: wall time of ansi
 
 echo "bench: 1/7 fresh test bed"
 t0=$(now)
-testbed/down.sh >"$W/down.log" 2>&1
 testbed/up.sh pinned >"$W/up.log" 2>&1 || { tail -40 "$W/up.log"; exit 1; }
 wall testbed_up "$(elapsed "$t0" "$(now)")"
 .venv/bin/python bench/inventory.py --layout pinned --out "$W/inventory.yml"
@@ -92,7 +91,6 @@ run_play reference "$INV" bench/reference/convert-builtin.yml
 
 if [[ ${BENCH_SKIP_SCALE:-0} != 1 ]]; then
     echo "bench: 6/7 scale (fresh bed, up to 16 workers)"
-    testbed/down.sh >>"$W/down.log" 2>&1
     testbed/up.sh pinned >>"$W/up.log" 2>&1 || { tail -40 "$W/up.log"; exit 1; }
     # a scale failure (e.g. no room for 14 more containers) must not throw away the figures above
     ANSIBLE_CALLBACKS_ENABLED=bench_timer bench/scale.sh "$W" ||

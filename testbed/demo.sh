@@ -47,9 +47,7 @@ print(json.dumps(snap, indent=1, sort_keys=True))
 PY
 }
 
-echo "== demo ($layout): destroy"
-testbed/down.sh
-echo "== demo ($layout): bring up the unconverted cluster"
+echo "== demo ($layout): bring up the unconverted cluster (up.sh destroys any bed first)"
 start=$SECONDS
 testbed/up.sh "$layout" || { echo "demo: test bed did not come up" >&2; exit 1; }
 up_time=$((SECONDS - start))
