@@ -148,6 +148,7 @@ def main():
                                       f"{s['interruptions']['segment']['to']})"
                                       if s.get("interruptions", {}).get("segment") else "")
                        for s in summaries if s.get("reset_after_reference", {}).get("rollback_ok") is False]
+    rollback_verdict = "FAILED in " + ", ".join(rollback_failed) if rollback_failed else "OK"
     slow = [f"{s['layout']}:{n}" for s in summaries for n in s.get("availability", {}).get("below_min_rate", [])]
     mk_ok = bool(module_kill) and module_kill["recovered_ok"] == module_kill["total"]
     guard_ok = all(g.startswith("tls-guard: no code path") for g in guards)
@@ -221,7 +222,7 @@ def main():
            if module_kill else "not run"),
         f"- TLS guard: {guard.splitlines()[-1] if guard else 'not run'}",
         f"- rollback.yml after each reference run, byte for byte to the initial state: "
-        + ("OK" if not rollback_failed else "**FAILED in " + ", ".join(rollback_failed) + "**"),
+        + (f"**{rollback_verdict}**" if rollback_failed else rollback_verdict),
     ]
     for s in summaries:
         fh = s.get("failure_handling")
@@ -236,7 +237,7 @@ def main():
             handle.write(new)
     print(f"failure handling: {'OK' if failure_ok and any('failure_handling' in s for s in summaries) else 'FAILED'}")
     print(f"module kills: {module_kill['recovered_ok']}/{module_kill['total']}" if module_kill else "module kills: not run")
-    print(f"rollback: {'OK' if not rollback_failed else 'FAILED in ' + ', '.join(rollback_failed)}")
+    print(f"rollback: {rollback_verdict}")
     print(f"security: {'OK' if security_ok and guard_ok else 'FAILED'}")
     if slow:
         print(f"probe rate below 10 req/s in: {', '.join(slow)}")
