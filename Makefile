@@ -5,7 +5,7 @@ LAYOUT ?= pinned
 export LAYOUT
 
 .PHONY: deps venv build image testbed convert drill report demo test test-rust test-emulators \
-        test-collection test-molecule test-playbooks chaos bench clean
+        test-full test-collection test-molecule test-playbooks chaos bench clean clean-images
 
 deps:            ## host packages (Debian) the build and the test bed need
 	scripts/host-deps.sh
@@ -31,8 +31,11 @@ drill: venv build     ## the failover drill against the running test bed
 demo: venv build image  ## all of it from scratch, ending with the before/after table and the drill
 	testbed/demo.sh $(LAYOUT)
 
-test: venv build image  ## every test
+test:            ## every host-only test + per layout convert/again/drill/rollback on a bed from its snapshot (setup included)
 	scripts/test-all.sh
+
+test-full:       ## make test + every end-to-end check of test-playbooks.sh + molecule test per layout from scratch
+	scripts/test-all.sh --full
 
 test-playbooks: venv build image ## convert/rollback/hook end to end: make test-playbooks LAYOUT=pinned|kubespray
 	testbed/up.sh $(LAYOUT) && scripts/test-playbooks.sh $(LAYOUT)
@@ -45,3 +48,6 @@ bench: venv build image ## benchmarks, writes docs/benchmarks.md
 
 clean:           ## remove the test bed containers and network
 	testbed/down.sh
+
+clean-images: clean  ## drop the beds' snapshot images and the node images (the next bring-up installs afresh)
+	testbed/images/clean.sh

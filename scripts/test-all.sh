@@ -1,11 +1,30 @@
 #!/usr/bin/env bash
 # Every test of kubeha, in sections. Each section prints a header and its time; the first failing
-# section stops the run (fail fast) with its name. The last line is "N passed, M failed".
+# section stops the run (fail fast) with its name. The run ends with a table of every section's
+# seconds and the line "N passed, M failed".
+#   scripts/test-all.sh          `make test`: setup, every host-only test, and per layout one bed
+#                                 from its snapshot with the dry run, the conversion, the second run
+#                                 (changed=0), the drill and the byte-for-byte rollback
+#   scripts/test-all.sh --full   `make test-full`: the above with every end-to-end check of
+#                                 scripts/test-playbooks.sh (refusals, resume of a drained master,
+#                                 kubespray hook, legacy groups, local proxy removal) and, per layout,
+#                                 `molecule test` from scratch (install, control, converge,
+#                                 idempotence, verify, destroy)
 # Add a section: one `section "<name>" <command...>` line below, in dependency order.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_CONFIG="$PWD/ansible.cfg"
+tier=core
+[[ ${1:-} == --full ]] && tier=full
 passed=0 failed=0 total_start=$SECONDS
+names=() times=() verdicts=()
+
+table() {
+    printf '\n%-64s %8s  %s\n' "section ($tier tier)" "seconds" "result"
+    local i
+    for i in "${!names[@]}"; do printf '%-64s %8d  %s\n' "${names[$i]}" "${times[$i]}" "${verdicts[$i]}"; done
+    printf '%-64s %8d\n' "total" $((SECONDS - total_start))
+}
 
 section() {
     local name=$1 start=$SECONDS rc
@@ -13,12 +32,15 @@ section() {
     printf '\n===== %s =====\n' "$name"
     "$@"
     rc=$?
+    names+=("$name") times+=($((SECONDS - start)))
     if ((rc == 0)); then
-        passed=$((passed + 1))
+        passed=$((passed + 1)) verdicts+=(passed)
         printf '===== %s: PASSED in %d s\n' "$name" $((SECONDS - start))
     else
-        failed=$((failed + 1))
+        failed=$((failed + 1)) verdicts+=("FAILED (exit $rc)")
         printf '===== %s: FAILED (exit %d) after %d s\n' "$name" "$rc" $((SECONDS - start))
+        table
+        testbed/down.sh >/dev/null 2>&1
         printf '\ntest-all: stopped at the first failure: "%s"\n%d passed, %d failed\n' "$name" "$passed" "$failed"
         exit 1
     fi
@@ -55,34 +77,39 @@ bullseye_fallback() {
         echo "bullseye: $(basename "$m") ok"
     done
 }
-# One bed per layout serves both the playbooks' own end-to-end script and molecule's converge /
-# idempotence / verify: test-playbooks.sh starts from the unconverted bed molecule's prepare leaves and
-# ends rolled back, which is the state converge expects (one bring-up saved per layout, and it proves
-# a rolled-back cluster converts again). Molecule's sequence otherwise as `molecule test`.
-molecule_layout() {
-    local s=$1 rc=0
-    testbed/down.sh
-    molecule syntax -s "$s" && molecule create -s "$s" && molecule prepare -s "$s" \
-        && scripts/test-playbooks.sh "$s" \
-        && molecule converge -s "$s" && molecule idempotence -s "$s" && molecule verify -s "$s" || rc=1
-    molecule destroy -s "$s" || rc=1
-    return $rc
-}
-molecule_pinned() { molecule_layout pinned; }
-molecule_kubespray() { molecule_layout kubespray; }
+# Per layout, make test: a new bed from the layout's snapshot (testbed/up.sh installs it and takes
+# the snapshot the first time, and checks that the bed from the snapshot passes the fresh bed's
+# health checks with the same results), then scripts/test-playbooks.sh's core tier on it, which ends
+# rolled back byte for byte.
+bed() { testbed/up.sh "$1"; }
+playbooks() { KUBEHA_TEST_TIER=$tier scripts/test-playbooks.sh "$1"; }
+# the control on the unconverted pinned cluster: master1's apiserver stopped => kubectl with
+# admin.conf FAILS (shows the drill can fail, and that the conversion is what makes it pass)
+control() { ansible-playbook -i testbed/inventory/pinned.yml molecule/pinned/control.yml; }
+# make test-full only: the whole molecule scenario, from new containers and a fresh install (no
+# snapshot), as `molecule test` runs it
+molecule_test() { testbed/down.sh && molecule test -s "$1"; }
 
+section "setup: host packages (scripts/host-deps.sh)" scripts/host-deps.sh
+section "setup: Python tools (scripts/venv.sh)" scripts/venv.sh
+section "setup: module binaries (scripts/build-modules.sh)" scripts/build-modules.sh
+section "setup: test-bed images (testbed/images/build.sh)" testbed/images/build.sh
 section "TLS verification never disabled (chaos/tls-guard.sh)" chaos/tls-guard.sh
 section "rust tests" rust
 section "emulator tests (pytest)" emulators
 section "chaos figures and keep (pytest)" chaos_tools
 section "collection checks" collection
 section "bullseye compatibility of the module binaries" bullseye
-# The control (unconverted pinned cluster: master1 stopped => kubectl with admin.conf fails) runs
-# inside `molecule test -s pinned`, in its prepare step, before converge.
-# Per layout: molecule create + prepare, scripts/test-playbooks.sh (dry run, refusals, convert,
-# second run, rollback, kubespray hook, legacy groups, local proxy removal on kubespray), then
-# molecule converge, idempotence, verify (the drill), destroy.
-section "pinned: molecule + test-playbooks" molecule_pinned
-section "kubespray: molecule + test-playbooks" molecule_kubespray
+section "pinned: bed from the snapshot, healthy as the fresh one" bed pinned
+section "pinned: control (unconverted: master1 down => no API)" control
+section "pinned: dry run, convert, again, drill, rollback ($tier)" playbooks pinned
+section "kubespray: bed from the snapshot, healthy as the fresh one" bed kubespray
+section "kubespray: dry run, convert, again, drill, rollback ($tier)" playbooks kubespray
+if [[ $tier == full ]]; then
+    section "pinned: molecule test (fresh install, no snapshot)" molecule_test pinned
+    section "kubespray: molecule test (fresh install, no snapshot)" molecule_test kubespray
+fi
+testbed/down.sh >/dev/null 2>&1
 
+table
 printf '\ntest-all: everything passed in %d s\n%d passed, %d failed\n' $((SECONDS - total_start)) "$passed" "$failed"

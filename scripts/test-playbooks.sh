@@ -3,6 +3,8 @@
 # RUNNING test bed (make testbed LAYOUT=...), which must be unconverted at the start; it is left
 # unconverted (rolled back) at the end.
 #   scripts/test-playbooks.sh [pinned|kubespray]      (INVENTORY=... to use another inventory)
+#   KUBEHA_TEST_TIER=core (make test): checks 1, 3, 4, 4a and 5 only; full (the default, make
+#   test-full): all of them
 # Checks, each with a snapshot (sha256 of every file under /etc/kubernetes and /root/.kube on every
 # host, resourceVersion and data hash of the three ConfigMaps; playbooks/tests/snapshot.yml):
 #   1. dry run (--check --diff) changes nothing and lists the changes
@@ -10,8 +12,10 @@
 #      forwarding to two of three masters (disabled; drained by an operator), a master not ready,
 #      kubeha_endpoint without port
 #   3. the real run converts (report written, every kubeconfig on its planned server)
-#   4. a second run reports changed=0 on every host; with kubeha_lb_haproxy_host, a master that an
-#      interrupted run left drained is put back by the next run (dry run: reported, not changed)
+#   4. a second run reports changed=0 on every host
+#  4a. the failover drill (testbed/drill.sh: playbooks/drill.yml and molecule/shared/verify.yml)
+#  4b. with kubeha_lb_haproxy_host, a master that an interrupted run left drained is put back by the
+#      next run (dry run: reported, not changed)
 #   5. rollback returns every file byte for byte and every ConfigMap's data
 #   6. the kubespray post-upgrade hook, included as kubespray does, converts; rollback again
 #   7. legacy group names (kube-master, kube-node, k8s-cluster) convert; rollback again. Layout
@@ -20,6 +24,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 layout=${1:-${LAYOUT:-pinned}}
+tier=${KUBEHA_TEST_TIER:-full}
+[[ $tier == core || $tier == full ]] || { echo "test-playbooks: KUBEHA_TEST_TIER is core or full, not '$tier'" >&2; exit 2; }
 inv=${INVENTORY:-testbed/inventory/$layout.yml}
 legacy_inv=${LEGACY_INVENTORY:-testbed/inventory/$layout-legacy.ini}
 export ANSIBLE_CONFIG=$PWD/ansible.cfg PATH="$PWD/.venv/bin:$PATH"
@@ -56,7 +62,7 @@ PY
 recap_changed() { awk '/PLAY RECAP/ {r=1; next} r && /changed=/ {for (i = 1; i <= NF; i++) if ($i ~ /^changed=/) {split($i, a, "="); s += a[2]}} END {print s + 0}' "$1"; }
 haproxy() { docker exec kubeha-lb python3 -c "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect('/run/haproxy/admin.sock'); s.sendall(sys.argv[1].encode()+b'\n'); print(s.recv(65536).decode().strip())" "$1"; }
 
-echo "== test bed $layout, inventory $inv"
+echo "== test bed $layout, inventory $inv, tier $tier"
 snap before
 
 # 1. dry run
@@ -74,6 +80,7 @@ else
     ko "dry run failed (see $logs/check.log)"
 fi
 
+if [[ $tier == full ]]; then
 # 2. preflight refusals
 refused() {  # name, expected message regex, ansible-playbook args...: the run is refused with that message
     local name=$1 re=$2; shift 2
@@ -110,6 +117,7 @@ nr=0; refused master-not-ready "kubeha-master3: the apiserver on this master is 
 docker exec kubeha-master3 mv /root/kube-apiserver.yaml.parked /etc/kubernetes/manifests/kube-apiserver.yaml
 for _ in $(seq 120); do docker exec kubeha-master3 curl -sf --cacert /etc/kubernetes/ssl/ca.crt https://172.30.0.13:6443/readyz >/dev/null 2>&1 && break; sleep 1; done
 ((nr == 0)) && unchanged master-not-ready
+fi  # tier full: refusals
 
 # 3. the conversion
 if ap convert -i "$inv" playbooks/convert.yml; then
@@ -128,6 +136,15 @@ else
     ko "second run failed (see $logs/convert-again.log)"
 fi
 
+# 4a. the failover drill on the converted cluster (playbooks/drill.yml, then molecule/shared/verify.yml:
+#     every client on the VIP, each master alone serving kubectl through the VIP, the Python client)
+if testbed/drill.sh "$layout" >"$logs/drill.log" 2>&1; then
+    ok "drill: $(grep -Eo 'drill of .* passed in [0-9]+ s' "$logs/drill.log" | tail -1) (see $logs/drill.log)"
+else
+    ko "drill failed (see $logs/drill.log)"
+fi
+
+if [[ $tier == full ]]; then
 # 4b. a run killed between its drain of kubeha-master2 and the ready step (kubeha_lb_haproxy_host)
 #     left it drained, with kubeha's marker on the HAProxy host: the dry run says it would put it back
 #     (and changes nothing), the real run puts it back instead of refusing
@@ -149,6 +166,7 @@ else
     ko "left drained: the next run (see $logs/resume.log; op/admin state $(admin_state))"
 fi
 haproxy "set server kube_apiserver/kubeha-master2 state ready" >/dev/null
+fi  # tier full: resume
 
 # 5. rollback
 if ap rollback -i "$inv" playbooks/rollback.yml; then
@@ -159,6 +177,7 @@ else
     ko "rollback failed (see $logs/rollback.log)"
 fi
 
+if [[ $tier == full ]]; then
 # 6. kubespray hook
 if ap hook -i "$inv" playbooks/tests/kubespray_hook.yml; then
     if ap hook-verify -i "$inv" playbooks/convert.yml --tags verify; then ok "kubespray post-upgrade hook converted the cluster"
@@ -217,6 +236,8 @@ if [[ -f $legacy_inv ]]; then
 else
     ko "legacy inventory $legacy_inv missing"
 fi
+
+fi  # tier full: hook and legacy inventory
 
 echo "test-playbooks $layout: $pass passed, $failed failed (logs in $logs)"
 ((failed == 0))

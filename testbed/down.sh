@@ -18,7 +18,11 @@ if [[ -x .venv/bin/molecule ]]; then
         # checkout's directory name). `molecule destroy` acts only on this scenario's own platforms
         # and network. Never `molecule reset`: the docker driver's reset stops and prunes EVERY
         # container labelled owner=molecule on the machine, other checkouts' and other projects' too.
-        .venv/bin/molecule destroy -s "$scenario" >/dev/null 2>&1 || true
+        # Only where molecule believes it created them (12 s per scenario otherwise for nothing): its
+        # state file under ~/.ansible/tmp/molecule.<id>.<scenario>/ says `created: true`.
+        if grep -qs '^created: true' "$HOME"/.ansible/tmp/molecule.*."$scenario"/state.yml; then
+            .venv/bin/molecule destroy -s "$scenario" >/dev/null 2>&1 || true
+        fi
     done
 fi
 exit 0

@@ -1,0 +1,382 @@
+#!/usr/bin/env python3
+"""Test-bed containers, their snapshots and their health (used by testbed/up.sh).
+
+A layout's hosts, addresses and container options are read from molecule/<layout>/molecule.yml, the
+one place they are declared (molecule's scenario and this script create the same containers).
+
+A *snapshot* is the unconverted cluster a fresh install leaves, kept as one image per node:
+`kubeha-bed:<layout>-<node>-<key>`. The key hashes everything that shapes the installed cluster
+(the node image's recipe hash, the installer, the emulators, the scenario and the inventory), so any change to them makes a new key and the next bring-up installs afresh. The images are
+committed from stopped containers (systemd shut down, etcd closed cleanly), so a bed started from
+them has the same certificates, keys, etcd data, ConfigMaps and units as the bed that was installed.
+Each image carries, as the label `kubeha.health`, the health report of the fresh bed it was taken
+from; a bed started from the snapshot must pass the same checks with the same results.
+
+  bed.py key LAYOUT                    the snapshot key of the layout, as the files are now
+  bed.py snapshot-exists LAYOUT KEY    exit 0 if every node's snapshot image exists
+  bed.py create LAYOUT [--snapshot KEY]   network + containers (node image, or the snapshot)
+  bed.py snapshot LAYOUT KEY HEALTH.json  stop the bed, commit each node, remove the containers
+  bed.py health LAYOUT [--wait S] [--out F]  wait until the bed is healthy, print the report
+  bed.py compare LAYOUT KEY HEALTH.json    the report equals the one the snapshot was taken with
+  bed.py images [--layout L]               list the snapshot images (tag per line)
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SNAPSHOT_REPOSITORY = "kubeha-bed"
+# what shapes an installed bed, besides the node image (whose own recipe hash is part of the key) and
+# the scenario's molecule.yml (hosts, addresses, container options). This script and up.sh only
+# orchestrate: the committed images hold what the installer wrote.
+KEY_PATHS = [
+    "testbed/install",
+    "testbed/emulators/kubeha_emu",
+    "testbed/emulators/kube-apiserver",
+    "testbed/emulators/kube-controller-manager",
+    "testbed/emulators/kube-proxy",
+    "testbed/emulators/kube-scheduler",
+    "testbed/emulators/kubelet",
+    "testbed/inventory",
+]
+
+
+class BedError(Exception):
+    """Something the bed could not do; the message says what and where."""
+
+
+def run(*argv, check=True, capture=True, timeout=None):
+    proc = subprocess.run(argv, capture_output=capture, text=True, timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise BedError("%s: exit %d: %s" % (" ".join(argv[:4]), proc.returncode, (proc.stderr or "").strip()[-400:]))
+    return proc
+
+
+def scenario(layout):
+    path = os.path.join(REPO, "molecule", layout, "molecule.yml")
+    if not os.path.isfile(path):
+        raise BedError("unknown layout %r: no %s" % (layout, path))
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def platforms(layout):
+    return scenario(layout)["platforms"]
+
+
+def node_image():
+    out = run(os.path.join(REPO, "testbed", "images", "build.sh"), "hash").stdout.split()
+    # "kubeha-node <hash> kubeha-bullseye <hash>"
+    return "kubeha-node:" + out[1]
+
+
+def key_files(layout):
+    paths = [os.path.join("molecule", layout, "molecule.yml")] + KEY_PATHS
+    for rel in paths:
+        full = os.path.join(REPO, rel)
+        if os.path.isfile(full):
+            yield rel
+            continue
+        for root, dirs, files in os.walk(full):
+            dirs[:] = sorted(d for d in dirs if d not in ("__pycache__", "tests"))
+            for name in sorted(files):
+                if not name.endswith(".pyc"):
+                    yield os.path.relpath(os.path.join(root, name), REPO)
+
+
+def snapshot_key(layout):
+    digest = hashlib.sha256()
+    digest.update(("layout %s\nimage %s\n" % (layout, node_image())).encode())
+    for rel in key_files(layout):
+        with open(os.path.join(REPO, rel), "rb") as handle:
+            data = handle.read()
+        digest.update(("%s %d\n" % (rel, len(data))).encode())
+        digest.update(data)
+    return digest.hexdigest()[:16]
+
+
+def snapshot_tag(layout, node, key):
+    return "%s:%s-%s-%s" % (SNAPSHOT_REPOSITORY, layout, node, key)
+
+
+def image_exists(tag):
+    return run("docker", "image", "inspect", tag, check=False).returncode == 0
+
+
+def snapshot_exists(layout, key):
+    return all(image_exists(snapshot_tag(layout, p["name"], key)) for p in platforms(layout))
+
+
+def network_of(layout):
+    for platform in platforms(layout):
+        for net in platform.get("docker_networks") or []:
+            return net
+    raise BedError("molecule/%s/molecule.yml declares no docker network" % layout)
+
+
+def create(layout, key=None):
+    """Create the network and every container, as molecule's docker driver does for the scenario."""
+    net = network_of(layout)
+    if run("docker", "network", "inspect", net["name"], check=False).returncode != 0:
+        ipam = net["ipam_config"][0]
+        run("docker", "network", "create", "--subnet", ipam["subnet"], "--gateway", ipam["gateway"], net["name"])
+    # without a snapshot: the node image of the current recipe (what molecule's ${KUBEHA_NODE_IMAGE} names)
+    base = None if key else os.environ.get("KUBEHA_NODE_IMAGE") or node_image()
+    for p in platforms(layout):
+        image = snapshot_tag(layout, p["name"], key) if key else base
+        argv = ["docker", "run", "-d", "--name", p["name"], "--hostname", p["name"],
+                "--stop-signal", p.get("stop_signal", "SIGTERM"), "--cgroupns", p.get("cgroupns_mode", "private"),
+                "--label", "owner=kubeha-bed"]
+        for cap in p.get("capabilities") or []:
+            argv += ["--cap-add", cap]
+        for opt in p.get("security_opts") or []:
+            argv += ["--security-opt", opt]
+        for vol in p.get("volumes") or []:
+            argv += ["-v", vol]
+        for name, value in (p.get("env") or {}).items():
+            argv += ["-e", "%s=%s" % (name, value)]
+        for name, addr in (p.get("etc_hosts") or {}).items():
+            argv += ["--add-host", "%s:%s" % (name, addr)]
+        for mount in p.get("tmpfs") or []:
+            argv += ["--tmpfs", mount]
+        for name, value in (p.get("labels") or {}).items():
+            argv += ["--label", "%s=%s" % (name, value)]
+        nets = p.get("networks") or []
+        if nets:
+            argv += ["--network", nets[0]["name"], "--ip", nets[0]["ipv4_address"]]
+        argv += [image] + p["command"].split()
+        run(*argv)
+    return [p["name"] for p in platforms(layout)]
+
+
+def snapshot(layout, key, health_path):
+    """Stop every node (systemd shuts down, etcd syncs), commit it as its snapshot image, remove it."""
+    with open(health_path, encoding="utf-8") as handle:
+        health = json.load(handle)
+    if not health.get("healthy"):
+        raise BedError("refusing to snapshot an unhealthy bed (%s)" % health_path)
+    names = [p["name"] for p in platforms(layout)]
+    run("docker", "stop", "-t", "60", *names, timeout=180)
+    label = json.dumps(health["checks"], sort_keys=True, separators=(",", ":"))
+    for name in names:
+        run("docker", "commit", "--change", "LABEL kubeha.health=" + json.dumps(label),
+            "--change", "LABEL kubeha.snapshot=%s" % key, name, snapshot_tag(layout, name, key), timeout=300)
+    run("docker", "rm", *names)
+    # older snapshots of this layout (another key) are dead weight: drop them
+    for tag in list_images(layout):
+        if not tag.endswith("-" + key):
+            run("docker", "rmi", tag, check=False)
+
+
+def list_images(layout=None):
+    out = run("docker", "images", SNAPSHOT_REPOSITORY, "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    return sorted(t for t in out if layout is None or t.split(":", 1)[1].startswith(layout + "-"))
+
+
+# ---- health ------------------------------------------------------------------------------------
+
+LB_SCRIPT = r"""
+set -u
+ca=/etc/haproxy/kubernetes-ca.crt
+for ip in $MASTER_IPS; do
+    if out=$(curl -sS --fail --max-time 3 --cacert $ca https://$ip:6443/readyz 2>&1); then r=ok; else r=fail; fi
+    printf 'apiserver %s /readyz (CA verified)\t%s\t%s\n' "$ip" "$r" "${out:0:80}"
+done
+# through the load balancer's address; "kubernetes" is a SAN of every apiserver certificate (the VIP
+# itself is not one before the conversion), so TLS is verified against the cluster CA
+if out=$(curl -sS --fail --max-time 3 --cacert $ca --connect-to kubernetes:6443:$VIP:6443 https://kubernetes:6443/readyz 2>&1); then r=ok; else r=fail; fi
+printf 'VIP %s:6443 /readyz (CA verified)\t%s\t%s\n' "$VIP" "$r" "${out:0:80}"
+up=$(python3 -c '
+import socket
+s = socket.socket(socket.AF_UNIX); s.connect("/run/haproxy/admin.sock")
+s.sendall(b"show servers state kube_apiserver\n"); data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk: break
+    data += chunk
+rows = [l.split() for l in data.decode().splitlines() if l and not l.startswith("#") and len(l.split()) > 5]
+print(",".join(sorted(r[3] + ("=UP" if r[5] == "2" else "=DOWN") for r in rows)))' 2>&1)
+if [[ -n $up && $up != *DOWN* && $up == *=UP* ]]; then r=ok; else r=fail; fi
+printf 'HAProxy backends\t%s\t%s\n' "$r" "$up"
+"""
+
+NODE_SCRIPT = r"""
+set -u
+for c in $COMPONENTS; do
+    out=$(python3 -c '
+import json, sys
+try:
+    s = json.load(open("/run/kubeha/%s.json" % sys.argv[1]))
+except (OSError, ValueError) as e:
+    print("fail\tno status"); sys.exit()
+print(("ok" if s.get("connected") else "fail") + "\t" + str(s.get("server")))' "$c")
+    printf '%s on %s connected\t%s\n' "$c" "$(hostname)" "$out"
+done
+if [[ -n ${ETCD:-} ]]; then
+    E=/etc/ssl/etcd/ssl H=$(hostname)
+    if out=$(ETCDCTL_API=3 etcdctl --endpoints=https://$IP:2379 --cacert=$E/ca.pem --cert=$E/admin-$H.pem \
+            --key=$E/admin-$H-key.pem --command-timeout=3s endpoint health 2>&1); then r=ok; else r=fail; fi
+    printf 'etcd member on %s healthy\t%s\t%s\n' "$H" "$r" "https://$IP:2379"
+fi
+if [[ -n ${NODES:-} ]]; then
+    # Ready=True with a heartbeat from this boot: a bed started from a snapshot holds the Ready
+    # conditions its etcd data had when the snapshot was taken
+    since=$(date -u -d "$(ps -o lstart= -p 1)" +%Y-%m-%dT%H:%M:%SZ)
+    out=$(kubectl --kubeconfig /etc/kubernetes/admin.conf --request-timeout=5s get nodes \
+        -o 'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}@{.status.conditions[?(@.type=="Ready")].lastHeartbeatTime} {end}' 2>&1)
+    for n in $NODES; do
+        seen=$(tr ' ' '\n' <<<"$out" | grep "^$n=" || true)
+        beat=${seen#*@}
+        if [[ $seen == "$n=True@"* && ! $beat < $since ]]; then r=ok d=$n; else r=fail d="$seen, booted $since"; fi
+        printf 'node %s Ready\t%s\t%s\n' "$n" "$r" "$d"
+    done
+fi
+"""
+
+
+def health_once(layout):
+    plats = platforms(layout)
+    hostvars = scenario(layout)["provisioner"]["inventory"]["host_vars"]
+    masters = [p["name"] for p in plats if "kube_control_plane" in p.get("groups", [])]
+    nodes = [p["name"] for p in plats if "k8s_cluster" in p.get("groups", [])]
+    lbs = [p["name"] for p in plats if "kubeha_lb" in p.get("groups", [])]
+    checks = {}
+
+    def collect(host, script, env):
+        argv = ["docker", "exec"]
+        for name, value in env.items():
+            argv += ["-e", "%s=%s" % (name, value)]
+        proc = run(*argv, host, "bash", "-c", script, check=False, timeout=60)
+        if proc.returncode != 0 and not proc.stdout:
+            checks["%s reachable" % host] = {"ok": False, "detail": (proc.stderr or "").strip()[-200:]}
+            return
+        for line in proc.stdout.splitlines():
+            name, verdict, detail = (line.split("\t") + ["", ""])[:3]
+            checks[name] = {"ok": verdict == "ok", "detail": detail if verdict == "ok" else ""}
+            if verdict != "ok":
+                checks[name]["error"] = detail
+
+    for lb in lbs:
+        collect(lb, LB_SCRIPT, {"MASTER_IPS": " ".join(hostvars[m]["ip"] for m in masters),
+                                "VIP": hostvars[lb]["ip"]})
+    for node in nodes:
+        env = {"COMPONENTS": "kubelet kube-proxy", "IP": hostvars[node]["ip"]}
+        if node in masters:
+            env["COMPONENTS"] += " kube-controller-manager kube-scheduler"
+            env["ETCD"] = "1"
+        if node == masters[0]:
+            env["NODES"] = " ".join(nodes)
+        collect(node, NODE_SCRIPT, env)
+    # what each check names (servers, members, backends) must not depend on timing; readyz bodies do
+    for name, check in checks.items():
+        if "/readyz" in name and check["ok"]:
+            check["detail"] = "ok"
+    return {"layout": layout, "healthy": bool(checks) and all(c["ok"] for c in checks.values()),
+            "checks": checks}
+
+
+def health(layout, wait):
+    deadline = time.monotonic() + wait
+    while True:
+        report = health_once(layout)
+        if report["healthy"] or time.monotonic() >= deadline:
+            return report
+        time.sleep(1)
+
+
+def compare(layout, key, report):
+    """Differences between a report and the one the snapshot of `key` was taken with."""
+    diffs = []
+    # every node's image carries the same label: the first one's is read
+    tag = snapshot_tag(layout, platforms(layout)[0]["name"], key)
+    out = run("docker", "image", "inspect", tag, "--format", '{{ index .Config.Labels "kubeha.health" }}').stdout
+    reference = json.loads(out.strip())
+    names = sorted(set(reference) | set(report["checks"]))
+    for name in names:
+        ref, now = reference.get(name), report["checks"].get(name)
+        if ref is None or now is None:
+            diffs.append("%s: %s" % (name, "not checked on the fresh bed" if ref is None else "missing"))
+        elif (ref["ok"], ref["detail"]) != (now["ok"], now["detail"]):
+            diffs.append("%s: fresh %s %r, snapshot %s %r" % (name, ref["ok"], ref["detail"], now["ok"],
+                                                             now.get("detail") or now.get("error")))
+    return diffs, len(names)
+
+
+def print_report(report):
+    for name, check in sorted(report["checks"].items()):
+        print("  %-4s %s%s" % ("ok" if check["ok"] else "FAIL", name,
+                               ("  " + check.get("error", "")) if not check["ok"] else ""))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("key").add_argument("layout")
+    p = sub.add_parser("snapshot-exists")
+    p.add_argument("layout")
+    p.add_argument("key")
+    p = sub.add_parser("create")
+    p.add_argument("layout")
+    p.add_argument("--snapshot", metavar="KEY")
+    p = sub.add_parser("snapshot")
+    p.add_argument("layout")
+    p.add_argument("key")
+    p.add_argument("health")
+    p = sub.add_parser("health")
+    p.add_argument("layout")
+    p.add_argument("--wait", type=float, default=0)
+    p.add_argument("--out")
+    p = sub.add_parser("compare")
+    p.add_argument("layout")
+    p.add_argument("key")
+    p.add_argument("health")
+    p = sub.add_parser("images")
+    p.add_argument("--layout")
+    args = parser.parse_args(argv)
+    try:
+        if args.cmd == "key":
+            print(snapshot_key(args.layout))
+        elif args.cmd == "snapshot-exists":
+            return 0 if snapshot_exists(args.layout, args.key) else 1
+        elif args.cmd == "create":
+            print("bed: created %s" % " ".join(create(args.layout, args.snapshot)))
+        elif args.cmd == "snapshot":
+            snapshot(args.layout, args.key, args.health)
+            print("bed: snapshot %s of layout %s kept (%d images)" % (args.key, args.layout,
+                                                                      len(list_images(args.layout))))
+        elif args.cmd == "health":
+            report = health(args.layout, args.wait)
+            if args.out:
+                os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+                with open(args.out, "w", encoding="utf-8") as handle:
+                    json.dump(report, handle, indent=1, sort_keys=True)
+            print_report(report)
+            print("bed: %s %s (%d checks)" % (args.layout, "healthy" if report["healthy"] else "NOT healthy",
+                                             len(report["checks"])))
+            return 0 if report["healthy"] else 1
+        elif args.cmd == "compare":
+            with open(args.health, encoding="utf-8") as handle:
+                report = json.load(handle)
+            diffs, count = compare(args.layout, args.key, report)
+            for line in diffs:
+                print("  differs: " + line)
+            print("bed: from snapshot %s: %s the fresh bed's %d health checks" % (
+                args.key, "passes, with the same results," if not diffs else "does NOT pass", count))
+            return 1 if diffs else 0
+        elif args.cmd == "images":
+            print("\n".join(list_images(args.layout)))
+    except (BedError, subprocess.TimeoutExpired, OSError, KeyError, ValueError) as err:
+        print("bed: %s" % err, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
