@@ -56,6 +56,8 @@ rust() { if_script test-rust.sh cargo test; }
 emulators() { .venv/bin/python -m pytest -q testbed/emulators/tests; }
 # what decides docs/reliability.md's figures (chaos/figures.py) and what gets committed (chaos/keep.py)
 chaos_tools() { .venv/bin/python -m pytest -q -p no:cacheprovider chaos/tests; }
+# the bed's snapshot key and the comparison of a snapshot bed's health with the fresh bed's (testbed/bed.py)
+bed_tools() { .venv/bin/python -m pytest -q -p no:cacheprovider testbed/tests; }
 collection() {
     if [[ -x scripts/test-collection.sh ]]; then scripts/test-collection.sh; else echo "no scripts/test-collection.sh"; fi
 }
@@ -98,6 +100,7 @@ section "TLS verification never disabled (chaos/tls-guard.sh)" chaos/tls-guard.s
 section "rust tests" rust
 section "emulator tests (pytest)" emulators
 section "chaos figures and keep (pytest)" chaos_tools
+section "test-bed tools (pytest)" bed_tools
 section "collection checks" collection
 section "bullseye compatibility of the module binaries" bullseye
 section "pinned: bed from the snapshot, healthy as the fresh one" bed pinned

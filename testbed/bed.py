@@ -163,12 +163,21 @@ def snapshot(layout, key, health_path):
     if not health.get("healthy"):
         raise BedError("refusing to snapshot an unhealthy bed (%s)" % health_path)
     names = [p["name"] for p in platforms(layout)]
+    started = time.monotonic()
     run("docker", "stop", "-t", "60", *names, timeout=180)
+    stopped = time.monotonic()
+    # a container systemd could not shut down within the timeout was killed: its etcd or files may
+    # be mid-write, so such a bed is not kept
+    for name in names:
+        code = run("docker", "inspect", "-f", "{{.State.ExitCode}}", name).stdout.strip()
+        if code == "137":
+            raise BedError("%s did not shut down within 60 s (killed): not kept as a snapshot" % name)
     label = json.dumps(health["checks"], sort_keys=True, separators=(",", ":"))
     for name in names:
         run("docker", "commit", "--change", "LABEL kubeha.health=" + json.dumps(label),
             "--change", "LABEL kubeha.snapshot=%s" % key, name, snapshot_tag(layout, name, key), timeout=300)
     run("docker", "rm", *names)
+    print("bed: stopped in %.0f s, committed in %.0f s" % (stopped - started, time.monotonic() - stopped))
     # older snapshots of this layout (another key) are dead weight: drop them
     for tag in list_images(layout):
         if not tag.endswith("-" + key):
@@ -291,22 +300,27 @@ def health(layout, wait):
         time.sleep(1)
 
 
-def compare(layout, key, report):
-    """Differences between a report and the one the snapshot of `key` was taken with."""
+def diff_reports(reference, checks):
+    """Differences between the fresh bed's checks and these: a check missing on either side, or
+    another verdict or detail (servers, members, backends, node names)."""
     diffs = []
-    # every node's image carries the same label: the first one's is read
-    tag = snapshot_tag(layout, platforms(layout)[0]["name"], key)
-    out = run("docker", "image", "inspect", tag, "--format", '{{ index .Config.Labels "kubeha.health" }}').stdout
-    reference = json.loads(out.strip())
-    names = sorted(set(reference) | set(report["checks"]))
+    names = sorted(set(reference) | set(checks))
     for name in names:
-        ref, now = reference.get(name), report["checks"].get(name)
+        ref, now = reference.get(name), checks.get(name)
         if ref is None or now is None:
             diffs.append("%s: %s" % (name, "not checked on the fresh bed" if ref is None else "missing"))
         elif (ref["ok"], ref["detail"]) != (now["ok"], now["detail"]):
-            diffs.append("%s: fresh %s %r, snapshot %s %r" % (name, ref["ok"], ref["detail"], now["ok"],
-                                                             now.get("detail") or now.get("error")))
+            diffs.append("%s: fresh %s %r, now %s %r" % (name, ref["ok"], ref["detail"], now["ok"],
+                                                        now.get("detail") or now.get("error")))
     return diffs, len(names)
+
+
+def compare(layout, key, report):
+    """Differences between a report and the one the snapshot of `key` was taken with."""
+    # every node's image carries the same label: the first one's is read
+    tag = snapshot_tag(layout, platforms(layout)[0]["name"], key)
+    out = run("docker", "image", "inspect", tag, "--format", '{{ index .Config.Labels "kubeha.health" }}').stdout
+    return diff_reports(json.loads(out.strip()), report["checks"])
 
 
 def print_report(report):

@@ -1,0 +1,92 @@
+"""testbed/bed.py without docker: the snapshot key and the comparison of health reports."""
+
+import importlib.util
+import os
+import shutil
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SPEC = importlib.util.spec_from_file_location("bed", os.path.join(HERE, "..", "bed.py"))
+bed = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(bed)
+
+
+def fresh():
+    return {
+        "HAProxy backends": {"ok": True, "detail": "kubeha-master1=UP,kubeha-master2=UP"},
+        "kubelet on kubeha-worker1 connected": {"ok": True, "detail": "https://172.30.0.11:6443"},
+        "node kubeha-worker1 Ready": {"ok": True, "detail": "kubeha-worker1"},
+    }
+
+
+def test_same_checks_same_results_is_no_difference():
+    diffs, count = bed.diff_reports(fresh(), fresh())
+    assert diffs == [] and count == 3
+
+
+def test_a_failed_check_is_a_difference():
+    now = fresh()
+    now["node kubeha-worker1 Ready"] = {"ok": False, "detail": "", "error": "kubeha-worker1=Unknown@..."}
+    diffs, _ = bed.diff_reports(fresh(), now)
+    assert len(diffs) == 1 and diffs[0].startswith("node kubeha-worker1 Ready: fresh True")
+
+
+def test_another_server_is_a_difference():
+    now = fresh()
+    now["kubelet on kubeha-worker1 connected"]["detail"] = "https://172.30.0.10:6443"
+    diffs, _ = bed.diff_reports(fresh(), now)
+    assert diffs == ["kubelet on kubeha-worker1 connected: fresh True 'https://172.30.0.11:6443', "
+                     "now True 'https://172.30.0.10:6443'"]
+
+
+def test_a_check_missing_on_either_side_is_a_difference():
+    now = fresh()
+    del now["HAProxy backends"]
+    now["etcd member on kubeha-master1 healthy"] = {"ok": True, "detail": "https://172.30.0.11:2379"}
+    diffs, count = bed.diff_reports(fresh(), now)
+    assert sorted(diffs) == ["HAProxy backends: missing",
+                             "etcd member on kubeha-master1 healthy: not checked on the fresh bed"]
+    assert count == 4
+
+
+@pytest.fixture
+def repo_copy(tmp_path, monkeypatch):
+    """bed.py on a copy of the files its key covers, with the node image hash pinned."""
+    for rel in ["molecule/pinned/molecule.yml"] + bed.KEY_PATHS:
+        src = os.path.join(bed.REPO, rel)
+        dst = tmp_path / rel
+        if os.path.isdir(src):
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, dst)
+    monkeypatch.setattr(bed, "REPO", str(tmp_path))
+    monkeypatch.setattr(bed, "node_image", lambda: "kubeha-node:0123456789ab")
+    return tmp_path
+
+
+def test_key_is_stable_and_follows_every_file_that_shapes_the_bed(repo_copy, monkeypatch):
+    key = bed.snapshot_key("pinned")
+    assert key == bed.snapshot_key("pinned") and len(key) == 16
+    # a byte more in the installer, an emulator, the inventory or the scenario: a new key
+    for rel in ["testbed/install/site.yml", "testbed/emulators/kubeha_emu/common.py",
+                "testbed/inventory/pinned.yml", "molecule/pinned/molecule.yml"]:
+        path = repo_copy / rel
+        original = path.read_bytes()
+        path.write_bytes(original + b"\n")
+        assert bed.snapshot_key("pinned") != key, rel
+        path.write_bytes(original)
+    assert bed.snapshot_key("pinned") == key
+    # the emulators' tests and caches do not shape the bed
+    (repo_copy / "testbed/emulators/kubeha_emu/__pycache__").mkdir(exist_ok=True)
+    (repo_copy / "testbed/emulators/kubeha_emu/__pycache__/x.pyc").write_bytes(b"x")
+    assert bed.snapshot_key("pinned") == key
+    # a new node image recipe: a new key
+    monkeypatch.setattr(bed, "node_image", lambda: "kubeha-node:ba9876543210")
+    assert bed.snapshot_key("pinned") != key
+
+
+def test_unknown_layout_is_named():
+    with pytest.raises(bed.BedError, match="unknown layout 'nosuch'"):
+        bed.platforms("nosuch")
