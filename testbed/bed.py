@@ -332,27 +332,22 @@ def print_report(report):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("key").add_argument("layout")
-    p = sub.add_parser("snapshot-exists")
-    p.add_argument("layout")
-    p.add_argument("key")
-    p = sub.add_parser("create")
-    p.add_argument("layout")
-    p.add_argument("--snapshot", metavar="KEY")
-    p = sub.add_parser("snapshot")
-    p.add_argument("layout")
-    p.add_argument("key")
-    p.add_argument("health")
-    p = sub.add_parser("health")
-    p.add_argument("layout")
-    p.add_argument("--wait", type=float, default=0)
-    p.add_argument("--out")
-    p = sub.add_parser("compare")
-    p.add_argument("layout")
-    p.add_argument("key")
-    p.add_argument("health")
-    p = sub.add_parser("images")
-    p.add_argument("--layout")
+    # each subcommand's positional arguments, then its options
+    commands = {
+        "key": (["layout"], {}),
+        "snapshot-exists": (["layout", "key"], {}),
+        "create": (["layout"], {"--snapshot": {"metavar": "KEY"}}),
+        "snapshot": (["layout", "key", "health"], {}),
+        "health": (["layout"], {"--wait": {"type": float, "default": 0}, "--out": {}}),
+        "compare": (["layout", "key", "health"], {}),
+        "images": ([], {"--layout": {}}),
+    }
+    for name, (positionals, options) in commands.items():
+        cmd = sub.add_parser(name)
+        for arg in positionals:
+            cmd.add_argument(arg)
+        for opt, kwargs in options.items():
+            cmd.add_argument(opt, **kwargs)
     args = parser.parse_args(argv)
     try:
         if args.cmd == "key":
