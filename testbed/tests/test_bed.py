@@ -1,6 +1,7 @@
 """testbed/bed.py without docker: the snapshot key and the comparison of health reports."""
 
 import importlib.util
+import json
 import os
 import shutil
 
@@ -90,3 +91,58 @@ def test_key_is_stable_and_follows_every_file_that_shapes_the_bed(repo_copy, mon
 def test_unknown_layout_is_named():
     with pytest.raises(bed.BedError, match="unknown layout 'nosuch'"):
         bed.platforms("nosuch")
+
+
+class FakeDocker:
+    """Records the docker commands bed.snapshot runs; `exit_codes` is what `docker inspect` says."""
+
+    def __init__(self, exit_codes):
+        self.exit_codes, self.calls = exit_codes, []
+
+    def __call__(self, *argv, check=True, capture=True, timeout=None):
+        self.calls.append(argv)
+        out = ""
+        if argv[:2] == ("docker", "inspect"):
+            out = self.exit_codes[argv[-1]]
+        elif argv[:2] == ("docker", "images"):
+            out = "kubeha-bed:pinned-kubeha-lb-oldkey\nkubeha-bed:pinned-kubeha-lb-newkey\n"
+        return type("Proc", (), {"returncode": 0, "stdout": out, "stderr": ""})()
+
+
+def healthy_report(tmp_path):
+    path = tmp_path / "health.json"
+    path.write_text('{"healthy": true, "checks": {"HAProxy backends": {"ok": true, "detail": "x=UP"}}}')
+    return str(path)
+
+
+def test_snapshot_commits_every_node_with_the_fresh_health_and_drops_older_keys(tmp_path, monkeypatch):
+    names = [p["name"] for p in bed.platforms("pinned")]
+    docker = FakeDocker({n: "0" for n in names})
+    monkeypatch.setattr(bed, "run", docker)
+    bed.snapshot("pinned", "newkey", healthy_report(tmp_path))
+    commits = [c for c in docker.calls if c[:2] == ("docker", "commit")]
+    assert [c[-1] for c in commits] == ["kubeha-bed:pinned-%s-newkey" % n for n in names]
+    # the label holds the fresh bed's checks, as JSON in a quoted Dockerfile string
+    labels = [json.loads(json.loads(c[3].split("=", 1)[1])) for c in commits]
+    assert labels == [{"HAProxy backends": {"ok": True, "detail": "x=UP"}}] * len(names)
+    assert ("docker", "rmi", "kubeha-bed:pinned-kubeha-lb-oldkey") in docker.calls
+    assert ("docker", "rmi", "kubeha-bed:pinned-kubeha-lb-newkey") not in docker.calls
+
+
+def test_snapshot_refuses_a_node_killed_at_the_stop_timeout(tmp_path, monkeypatch):
+    names = [p["name"] for p in bed.platforms("pinned")]
+    docker = FakeDocker(dict({n: "0" for n in names}, **{"kubeha-master2": "137"}))
+    monkeypatch.setattr(bed, "run", docker)
+    with pytest.raises(bed.BedError, match="kubeha-master2 did not shut down"):
+        bed.snapshot("pinned", "newkey", healthy_report(tmp_path))
+    assert not [c for c in docker.calls if c[:2] in (("docker", "commit"), ("docker", "rmi"))]
+
+
+def test_snapshot_refuses_an_unhealthy_bed(tmp_path, monkeypatch):
+    docker = FakeDocker({})
+    monkeypatch.setattr(bed, "run", docker)
+    path = tmp_path / "health.json"
+    path.write_text('{"healthy": false, "checks": {}}')
+    with pytest.raises(bed.BedError, match="unhealthy"):
+        bed.snapshot("pinned", "newkey", str(path))
+    assert docker.calls == []
