@@ -38,12 +38,7 @@ SNAPSHOT_REPOSITORY = "kubeha-bed"
 # orchestrate: the committed images hold what the installer wrote.
 KEY_PATHS = [
     "testbed/install",
-    "testbed/emulators/kubeha_emu",
-    "testbed/emulators/kube-apiserver",
-    "testbed/emulators/kube-controller-manager",
-    "testbed/emulators/kube-proxy",
-    "testbed/emulators/kube-scheduler",
-    "testbed/emulators/kubelet",
+    "testbed/emulators",  # the package and every command; its tests/ is skipped (key_files)
     "testbed/inventory",
 ]
 
@@ -72,6 +67,10 @@ def platforms(layout):
 
 
 def node_image():
+    """The node image a bed is installed on: $KUBEHA_NODE_IMAGE (up.sh sets it, molecule.yml reads
+    it), else the tag of the current recipe."""
+    if os.environ.get("KUBEHA_NODE_IMAGE"):
+        return os.environ["KUBEHA_NODE_IMAGE"]
     out = run(os.path.join(REPO, "testbed", "images", "build.sh"), "hash").stdout.split()
     # "kubeha-node <hash> kubeha-bullseye <hash>"
     return "kubeha-node:" + out[1]
@@ -127,8 +126,7 @@ def create(layout, key=None):
     if run("docker", "network", "inspect", net["name"], check=False).returncode != 0:
         ipam = net["ipam_config"][0]
         run("docker", "network", "create", "--subnet", ipam["subnet"], "--gateway", ipam["gateway"], net["name"])
-    # without a snapshot: the node image of the current recipe (what molecule's ${KUBEHA_NODE_IMAGE} names)
-    base = None if key else os.environ.get("KUBEHA_NODE_IMAGE") or node_image()
+    base = None if key else node_image()
     for p in platforms(layout):
         image = snapshot_tag(layout, p["name"], key) if key else base
         argv = ["docker", "run", "-d", "--name", p["name"], "--hostname", p["name"],
@@ -250,12 +248,27 @@ fi
 """
 
 
-def health_once(layout):
-    plats = platforms(layout)
-    hostvars = scenario(layout)["provisioner"]["inventory"]["host_vars"]
+def health_targets(layout):
+    """(host, script, environment) of every health probe of the layout, from its scenario."""
+    conf = scenario(layout)
+    plats, hostvars = conf["platforms"], conf["provisioner"]["inventory"]["host_vars"]
     masters = [p["name"] for p in plats if "kube_control_plane" in p.get("groups", [])]
     nodes = [p["name"] for p in plats if "k8s_cluster" in p.get("groups", [])]
     lbs = [p["name"] for p in plats if "kubeha_lb" in p.get("groups", [])]
+    targets = [(lb, LB_SCRIPT, {"MASTER_IPS": " ".join(hostvars[m]["ip"] for m in masters),
+                                "VIP": hostvars[lb]["ip"]}) for lb in lbs]
+    for node in nodes:
+        env = {"COMPONENTS": "kubelet kube-proxy", "IP": hostvars[node]["ip"]}
+        if node in masters:
+            env["COMPONENTS"] += " kube-controller-manager kube-scheduler"
+            env["ETCD"] = "1"
+        if node == masters[0]:
+            env["NODES"] = " ".join(nodes)
+        targets.append((node, NODE_SCRIPT, env))
+    return targets
+
+
+def health_once(layout, targets):
     checks = {}
 
     def collect(host, script, env):
@@ -272,17 +285,8 @@ def health_once(layout):
             if verdict != "ok":
                 checks[name]["error"] = detail
 
-    for lb in lbs:
-        collect(lb, LB_SCRIPT, {"MASTER_IPS": " ".join(hostvars[m]["ip"] for m in masters),
-                                "VIP": hostvars[lb]["ip"]})
-    for node in nodes:
-        env = {"COMPONENTS": "kubelet kube-proxy", "IP": hostvars[node]["ip"]}
-        if node in masters:
-            env["COMPONENTS"] += " kube-controller-manager kube-scheduler"
-            env["ETCD"] = "1"
-        if node == masters[0]:
-            env["NODES"] = " ".join(nodes)
-        collect(node, NODE_SCRIPT, env)
+    for host, script, env in targets:
+        collect(host, script, env)
     # what each check names (servers, members, backends) must not depend on timing; readyz bodies do
     for name, check in checks.items():
         if "/readyz" in name and check["ok"]:
@@ -293,8 +297,9 @@ def health_once(layout):
 
 def health(layout, wait):
     deadline = time.monotonic() + wait
+    targets = health_targets(layout)
     while True:
-        report = health_once(layout)
+        report = health_once(layout, targets)
         if report["healthy"] or time.monotonic() >= deadline:
             return report
         time.sleep(1)

@@ -25,7 +25,7 @@ start=$SECONDS
 testbed/down.sh
 key=$(bed key "$layout")
 
-install() {
+install_bed() {
     local t=$SECONDS
     bed create "$layout"
     ansible-playbook -i "testbed/inventory/$layout.yml" testbed/install/site.yml >"$reports/$layout-install.log" 2>&1 \
@@ -36,13 +36,13 @@ install() {
 }
 
 if [[ ${KUBEHA_BED_SNAPSHOT:-1} == 0 ]]; then
-    install
+    install_bed
     echo "up.sh: test bed '$layout' up in $((SECONDS - start)) s (installed, no snapshot)"
     exit 0
 fi
 if ! bed snapshot-exists "$layout" "$key"; then
     echo "up.sh: no snapshot $key of layout '$layout': installing it"
-    install
+    install_bed
     t=$SECONDS
     bed snapshot "$layout" "$key" "$reports/$layout-fresh-health.json"
     echo "up.sh: snapshot taken in $((SECONDS - t)) s"
