@@ -16,8 +16,8 @@ venv: deps       ## pinned Python tools in .venv/
 build: deps      ## release module binaries into the collection
 	scripts/build-modules.sh
 
-image: deps      ## the test-bed node image (cached by recipe hash)
-	testbed/images/build.sh
+image: deps      ## the test-bed node image (cached by recipe hash; make test builds the bullseye one itself)
+	testbed/images/build.sh node
 
 testbed: venv image   ## bring up the unconverted cluster: make testbed LAYOUT=pinned|kubespray
 	testbed/up.sh $(LAYOUT)
