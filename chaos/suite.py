@@ -14,6 +14,7 @@
   6. interruptions: a chain of runs, run i SIGKILLed (whole process group) at its k_i-th task start;
      after each kill: invariants (every apiserver UP behind the VIP, every master's key/cert pair
      matching and chaining to the CA, nothing stray in /etc/kubernetes/manifests) and the probe;
+     run i runs the phases from the one run i-1 was killed in (--tags; the earlier ones are done);
      then a last run must converge to the same final state as the reference run (the same change
      of every file except new certificates and backups, same change of the ConfigMaps' data,
      same SANs, modes and owners)
@@ -232,9 +233,42 @@ def failure_handling(inventory, workdir, probes, s0):
                       "probe_total": report["total"]}
 
 
+# The conversion's phases in playbook order: (tags of playbooks/convert.yml, its plays' names).
+# Plays tagged `always` (inventory groups, resume, preflight) run in every run whatever --tags says.
+PHASES = [
+    (("masters",), re.compile(r"\| masters, one at a time")),
+    (("workers",), re.compile(r"\| workers in batches")),
+    (("configmaps", "kube_proxy"), re.compile(r"\| cluster ConfigMaps")),
+    (("local_proxy",), re.compile(r"\| remove kubespray's local proxy")),
+    (("verify", "report"), re.compile(r"\| verify every host")),
+    (("drill",), re.compile(r"\| failover drill")),
+    (("report",), re.compile(r"\| report$")),
+]
+
+
+def phase_of(play):
+    """Index in PHASES of the play's phase; -1 for the plays every run runs (preflight, resume)."""
+    return next((i for i, (_, rx) in enumerate(PHASES) if rx.search(play)), -1)
+
+
+def resume_tags(previous_kill_play):
+    """--tags for the run after a run killed in `previous_kill_play`: that phase and every later
+    one. The killed run had completed every earlier phase (plays run in order; a phase it skipped
+    itself had been completed by an earlier run, by the same argument), so re-running them would
+    only find them done. None (a full run) when the kill was in the always-run plays. The final run
+    of the chain is always a full run, compared with the reference run's final state."""
+    first = phase_of(previous_kill_play) if previous_kill_play else -1
+    if first < 0:
+        return None
+    return sorted({tag for tags, _ in PHASES[first:] for tag in tags})
+
+
 def interruption_chain(inventory, workdir, probes, kill_points, ref_initial, s_ref, s0, ref_tasks):
-    """s0: the initial state of this bed; ref_initial/s_ref: the reference run's initial and final."""
+    """s0: the initial state of this bed; ref_initial/s_ref: the reference run's initial and final.
+    Run i starts at the phase where run i-1 was killed (resume_tags): the phases before it are
+    done, and skipping them saves their time in every later run of the chain."""
     results = []
+    previous_play = None
     for i, k in enumerate(kill_points, 1):
         name = f"kill{i:02d}-at{k}"
         tasklog = os.path.join(workdir, f"{name}.tasks")
@@ -243,8 +277,10 @@ def interruption_chain(inventory, workdir, probes, kill_points, ref_initial, s_r
         # reaches at another index (it skips what an earlier run finished)
         play, task = ref_tasks[k - 1][1], ref_tasks[k - 1][2]
         occurrence = sum(1 for l in ref_tasks[:k] if (l[1], l[2]) == (play, task))
+        tags = resume_tags(previous_play)
         rc, secs = C.run_playbook(PLAYBOOK, inventory, os.path.join(workdir, f"{name}.out"), tasklog=tasklog,
-                                  kill_task=(occurrence, play, task))
+                                  kill_task=(occurrence, play, task),
+                                  extra=["--tags", ",".join(tags)] if tags else ())
         busy = C.wait_remote_modules_gone()
         problems = [f"remote modules still running on {busy}"] if busy else []
         problems += C.invariants(s0["manifests"])
@@ -259,7 +295,8 @@ def interruption_chain(inventory, workdir, probes, kill_points, ref_initial, s_r
             # never counted as a recovered kill: this boundary was not interrupted
             problems.append(f"not killed: the run (rc {rc}) never started occurrence {occurrence} of '{task}'")
         results.append({"kill_at": k, "rc": rc, "seconds": round(secs, 1), "task": where, "problems": problems,
-                        "left_drained": drained, "boundary": [play, task]})
+                        "left_drained": drained, "boundary": [play, task], "tags": tags or "all"})
+        previous_play = killed[0][1] if killed else previous_play
         log(f"interruption {i}/{len(kill_points)}: killed at task {k} [{where}] rc {rc} after {secs:.0f} s; "
             + ("invariants OK" if not problems else f"PROBLEMS: {problems}"))
     # the run after the last kill must converge
