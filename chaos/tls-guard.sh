@@ -33,10 +33,16 @@ for s in "${samples[@]}"; do
 done
 dirs=()
 for d in src ansible playbooks testbed chaos tests bench molecule scripts; do [[ -d $d ]] && dirs+=("$d"); done
-hits=$(grep -rnIE --exclude=tls-guard.sh -e "$regex" -- "${dirs[@]}" || true)
+all_hits=$(grep -rnIE --exclude=tls-guard.sh -e "$regex" -- "${dirs[@]}" || true)
+# The real-world corpus (tests/fixtures/realworld/, files nobody on kubeha wrote, see its
+# SOURCES.md) keeps `insecure-skip-tls-verify` where its authors wrote it: kubeconfig_server must
+# leave that line alone. Only that folder is exempt.
+exempt=tests/fixtures/realworld/
+hits=$(grep -v "^$exempt" <<<"$all_hits" || true)
+exempted=$(grep -c "^$exempt" <<<"$all_hits" || true)
 if [[ -n $hits ]]; then
     echo "tls-guard: TLS verification disabled here (never allowed):" >&2
     echo "$hits" >&2
     exit 1
 fi
-echo "tls-guard: no code path disables TLS verification (${#patterns[@]} patterns, ${#dirs[@]} trees, self-test ok)"
+echo "tls-guard: no code path disables TLS verification (${#patterns[@]} patterns, ${#dirs[@]} trees, self-test ok; $exempted lines of $exempt exempt)"

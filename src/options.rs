@@ -1,6 +1,8 @@
 //! Strict option parsing. Binary modules get no argument-spec validation from Ansible, so each
-//! module takes its options one by one from [`Options`] and calls [`Options::finish`], which fails
-//! on anything left over (an unknown or misspelt option). Values templated by Jinja arrive as
+//! module first declares the names it supports ([`Options::declare`]: an unknown or misspelt
+//! option is reported before anything else, with the closest supported name, as Ansible reports an
+//! unsupported parameter before a missing one), then takes its options one by one and calls
+//! [`Options::finish`], which fails on anything left over. Values templated by Jinja arrive as
 //! strings, so booleans and integers also accept their string forms, as Ansible's own type
 //! conversion does; anything else of the wrong type fails naming the option.
 
@@ -12,6 +14,7 @@ pub struct Options {
     module: &'static str,
     values: Map<String, Value>,
     known: Vec<&'static str>,
+    declared: &'static [&'static str],
 }
 
 impl Options {
@@ -20,11 +23,49 @@ impl Options {
             module,
             values,
             known: Vec::new(),
+            declared: &[],
         }
+    }
+
+    /// The module's supported option names, declared before any option is taken: any other key
+    /// fails here, first, naming each unknown option with the closest supported name when one is
+    /// near (`sever` -> `server`), so that a typo of a required option is not reported as that
+    /// option missing.
+    pub fn declare(&mut self, supported: &'static [&'static str]) -> Result<()> {
+        self.declared = supported;
+        let mut unknown: Vec<&str> = self
+            .values
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !supported.contains(k))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        unknown.sort_unstable();
+        let named: Vec<String> = unknown
+            .iter()
+            .map(|k| match closest(k, supported) {
+                Some(near) => format!("`{k}` (did you mean `{near}`?)"),
+                None => format!("`{k}`"),
+            })
+            .collect();
+        let mut all = supported.to_vec();
+        all.sort_unstable();
+        Err(Error::UnknownOptions {
+            module: self.module.to_string(),
+            unknown: named.join(", "),
+            supported: all.join(", "),
+        })
     }
 
     /// Take an option; `null` counts as not given (that is how Ansible passes `None`).
     fn take(&mut self, name: &'static str) -> Option<Value> {
+        // A name taken but not declared would be refused by `declare` before it got here.
+        debug_assert!(
+            self.declared.is_empty() || self.declared.contains(&name),
+            "option `{name}` is taken but not declared"
+        );
         self.known.push(name);
         match self.values.remove(name) {
             Some(Value::Null) | None => None,
@@ -157,6 +198,15 @@ impl Options {
 
     /// Fail on every option that no `take` asked for.
     pub fn finish(self) -> Result<()> {
+        // The declaration and the takes are one list: a declared name never taken is a module bug.
+        debug_assert!(
+            self.declared.iter().all(|d| self.known.contains(d)),
+            "declared options never taken: {:?}",
+            self.declared
+                .iter()
+                .filter(|d| !self.known.contains(d))
+                .collect::<Vec<_>>()
+        );
         if self.values.is_empty() {
             return Ok(());
         }
@@ -171,6 +221,35 @@ impl Options {
             supported: supported.join(", "),
         })
     }
+}
+
+/// The supported name nearest to `unknown` (edit distance at most 2, and less than half its
+/// length), if any: the "did you mean" of an unknown option.
+fn closest(unknown: &str, supported: &[&'static str]) -> Option<&'static str> {
+    supported
+        .iter()
+        .map(|s| (edit_distance(unknown, s), *s))
+        .filter(|(d, s)| *d <= 2 && *d * 2 < s.len().max(unknown.len()))
+        .min()
+        .map(|(_, s)| s)
+}
+
+/// Levenshtein distance over chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 fn type_name(value: &Value) -> &'static str {
@@ -203,6 +282,48 @@ mod tests {
         let err = o.finish().unwrap_err().to_string();
         assert!(err.contains("pth"), "{err}");
         assert!(err.contains("supported options: path"), "{err}");
+    }
+
+    #[test]
+    fn a_typo_is_reported_before_the_missing_option_it_stands_for() {
+        let mut o = opts(json!({"path": "/a", "sever": "https://x:6443"}));
+        let err = o
+            .declare(&["path", "server", "backup"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`sever` (did you mean `server`?)"), "{err}");
+        assert!(
+            err.contains("supported options: backup, path, server"),
+            "{err}"
+        );
+        assert!(!err.contains("is required"), "{err}");
+    }
+
+    #[test]
+    fn a_far_unknown_option_gets_no_suggestion() {
+        let mut o = opts(json!({"kubeha_no_such_option": 1}));
+        let err = o.declare(&["path", "server"]).unwrap_err().to_string();
+        assert!(err.contains("`kubeha_no_such_option`;"), "{err}");
+        assert!(!err.contains("did you mean"), "{err}");
+    }
+
+    #[test]
+    fn declared_options_parse_as_before() {
+        let mut o = opts(json!({"path": "/a"}));
+        o.declare(&["path", "backup"]).unwrap();
+        assert_eq!(o.string("path").unwrap().as_deref(), Some("/a"));
+        assert!(o.bool_or("backup", true).unwrap());
+        o.finish().unwrap();
+    }
+
+    #[test]
+    fn edit_distance_counts_edits() {
+        assert_eq!(edit_distance("sever", "server"), 1);
+        assert_eq!(edit_distance("cert_san", "cert_sans"), 1);
+        assert_eq!(edit_distance("", "ab"), 2);
+        assert_eq!(edit_distance("abc", "abc"), 0);
+        assert_eq!(closest("pth", &["path", "backup"]), Some("path"));
+        assert_eq!(closest("x", &["path"]), None);
     }
 
     #[test]

@@ -513,7 +513,27 @@ impl<'t> Editor<'t> {
                     i += 1;
                 }
                 (Seg::Key(_), Shape::Empty) => {
-                    return Ok(Located::EmptyParent { hit, from: i + 1 });
+                    return Ok(Located::EmptyParent {
+                        hit,
+                        from: i + 1,
+                        empty_flow: None,
+                    });
+                }
+                // `apiServer: {}` (kubeadm config print init-defaults writes it): an empty mapping
+                // like a null one, the `{}` dropped when the keys below it are written.
+                (Seg::Key(_), Shape::Inline(span))
+                    if self.text[span.clone()]
+                        .trim_start_matches('{')
+                        .trim_end_matches('}')
+                        .trim()
+                        .is_empty()
+                        && self.text[span.clone()].starts_with('{') =>
+                {
+                    return Ok(Located::EmptyParent {
+                        hit,
+                        from: i + 1,
+                        empty_flow: Some(span.clone()),
+                    });
                 }
                 (Seg::Item(n), Shape::Block { first, last }) => {
                     let items = self.items(*first, *last, &path[..=i])?;
@@ -582,10 +602,12 @@ enum Located {
         scope: MapScope,
         from: usize,
     },
-    /// `path[from - 1]` exists with an empty (null) value; `path[from..]` is missing below it.
+    /// `path[from - 1]` exists with an empty value, null or an empty flow mapping `{}` (its span
+    /// in `empty_flow`); `path[from..]` is missing below it.
     EmptyParent {
         hit: KeyHit,
         from: usize,
+        empty_flow: Option<Range<usize>>,
     },
 }
 
@@ -698,6 +720,24 @@ fn looks_like_yaml11_number(value: &str) -> bool {
             .map_or(true, |f| f.chars().all(|c| c.is_ascii_digit() || c == '_'))
 }
 
+/// Write `block` (the missing keys, each on a new line) below an empty parent key: after its line,
+/// and, where the parent was an empty flow mapping, without the `{}` and the blanks before it (a
+/// comment after it stays on the key's line).
+fn fill_empty_parent(
+    text: &str,
+    ed: &Editor,
+    hit: &KeyHit,
+    empty_flow: Option<Range<usize>>,
+    block: &str,
+) -> String {
+    let at = ed.lines[hit.line].end;
+    let with_block = apply(text, at..at, block);
+    match empty_flow {
+        Some(span) => apply(&with_block, hit.after_colon..span.end, ""),
+        None => with_block,
+    }
+}
+
 fn apply(text: &str, at: Range<usize>, replacement: &str) -> String {
     let mut out = String::with_capacity(text.len() + replacement.len());
     out.push_str(&text[..at.start]);
@@ -774,12 +814,15 @@ pub fn set_scalar(
             let at = insertion_point(&ed, &scope)?;
             apply(text, at..at, &block)
         }
-        Located::EmptyParent { hit, from } => {
+        Located::EmptyParent {
+            hit,
+            from,
+            empty_flow,
+        } => {
             let step = ed.indent_step();
             let leaf = |_c: usize| format!(" {}", format_scalar(value, Quote::PlainIfSafe));
             let block = nested_block(&path[from..], hit.col + step, step, &leaf);
-            let at = ed.lines[hit.line].end;
-            apply(text, at..at, &block)
+            fill_empty_parent(text, &ed, &hit, empty_flow, &block)
         }
     };
     let mut expected = parsed.clone();
@@ -895,12 +938,15 @@ pub fn ensure_list_items(
             let at = insertion_point(&ed, &scope)?;
             apply(text, at..at, &block)
         }
-        Located::EmptyParent { hit, from } => {
+        Located::EmptyParent {
+            hit,
+            from,
+            empty_flow,
+        } => {
             let step = ed.indent_step();
             let leaf = |c: usize| new_list_items(&missing, c + ed.list_indent(0));
             let block = nested_block(&path[from..], hit.col + step, step, &leaf);
-            let at = ed.lines[hit.line].end;
-            apply(text, at..at, &block)
+            fill_empty_parent(text, &ed, &hit, empty_flow, &block)
         }
     };
     let mut expected = parsed.clone();
@@ -1042,6 +1088,42 @@ mod tests {
                 "  - \"10.0.0.11\"\n  - \"10.0.0.10\"\n  - \"lb.local\"\n"
             )
         );
+    }
+
+    #[test]
+    fn an_empty_flow_mapping_parent_becomes_a_block() {
+        // what `kubeadm config print init-defaults` writes, with a comment after it
+        let t = "kind: ClusterConfiguration\napiServer: {} # defaults\nclusterName: x\n";
+        let out = ensure_list_items(
+            t,
+            Path::new("f"),
+            0,
+            &p(&["apiServer", "certSANs"]),
+            &["c".into()],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            out,
+            "kind: ClusterConfiguration\napiServer: # defaults\n  certSANs:\n  - c\nclusterName: x\n"
+        );
+        let out = set_scalar(t, Path::new("f"), 0, &p(&["apiServer", "x"]), "1")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            out,
+            "kind: ClusterConfiguration\napiServer: # defaults\n  x: \"1\"\nclusterName: x\n"
+        );
+        // a flow mapping with content is still refused, not rewritten
+        let t = "kind: ClusterConfiguration\napiServer: {a: 1}\n";
+        assert!(ensure_list_items(
+            t,
+            Path::new("f"),
+            0,
+            &p(&["apiServer", "certSANs"]),
+            &["c".into()]
+        )
+        .is_err());
     }
 
     #[test]

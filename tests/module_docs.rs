@@ -104,6 +104,32 @@ fn required_options_are_documented_as_required_and_enforced() {
     }
 }
 
+/// A misspelt required option (one letter dropped, as `sever` for `server`) is reported as the
+/// unknown option it is, with the documented name it stands for, not as the required one missing.
+#[test]
+fn a_misspelt_required_option_is_named_with_its_closest_documented_name() {
+    for module in MODULES {
+        let minimal = required_options(module);
+        for (name, value) in minimal.as_object().unwrap() {
+            let typo: String = name
+                .char_indices()
+                .filter(|(i, _)| *i != 2)
+                .map(|(_, c)| c)
+                .collect();
+            let mut o = minimal.clone();
+            let map = o.as_object_mut().unwrap();
+            map.remove(name);
+            map.insert(typo.clone(), value.clone());
+            let msg = failure(module, o);
+            assert!(
+                msg.contains(&format!("`{typo}` (did you mean `{name}`?)")),
+                "{module} with {typo} for {name}: {msg}"
+            );
+            assert!(!msg.contains("required"), "{module} with {typo}: {msg}");
+        }
+    }
+}
+
 #[test]
 fn wrong_types_fail_naming_the_option_and_the_documented_type() {
     for module in MODULES {

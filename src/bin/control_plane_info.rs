@@ -15,6 +15,7 @@ fn main() -> std::process::ExitCode {
 
 fn body(args: ModuleArgs) -> Result<ModuleOutput> {
     let mut o = args.options;
+    o.declare(&["host_root", "kube_config_dir", "home_kubeconfig"])?;
     let host_root = PathBuf::from(o.string_or("host_root", "/")?);
     let kube_config_dir = match o.string("kube_config_dir")? {
         Some(d) => PathBuf::from(d),

@@ -17,6 +17,7 @@ fn main() -> std::process::ExitCode {
 
 fn body(args: ModuleArgs) -> Result<ModuleOutput> {
     let mut o = args.options;
+    o.declare(&["path", "control_plane_endpoint", "cert_sans", "backup"])?;
     let path = PathBuf::from(o.string_or("path", "/etc/kubernetes/kubeadm-config.yaml")?);
     let endpoint = Endpoint::parse(
         &o.required_string("control_plane_endpoint")?,

@@ -17,6 +17,7 @@ fn main() -> std::process::ExitCode {
 
 fn body(args: ModuleArgs) -> Result<ModuleOutput> {
     let mut o = args.options;
+    o.declare(&["path", "server", "cluster", "backup"])?;
     let path = PathBuf::from(o.required_string("path")?);
     let server = o.required_string("server")?;
     let cluster = o.string("cluster")?;

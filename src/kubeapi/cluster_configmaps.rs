@@ -39,6 +39,17 @@ pub struct ClusterConfigmaps {
 
 impl ClusterConfigmaps {
     pub fn from_options(mut o: Options) -> Result<Self> {
+        o.declare(&[
+            "kubeconfig",
+            "api_server",
+            "control_plane_endpoint",
+            "cert_sans",
+            "update_kube_proxy",
+            "update_cluster_info",
+            "update_kubeadm_config",
+            "backup_dir",
+            "timeout",
+        ])?;
         let kubeconfig = PathBuf::from(o.string_or("kubeconfig", "/etc/kubernetes/admin.conf")?);
         let api_server = o.string("api_server")?;
         if let Some(s) = &api_server {

@@ -37,6 +37,16 @@ pub struct ApiserverCert {
 
 impl ApiserverCert {
     pub fn from_options(mut o: Options) -> Result<Self> {
+        o.declare(&[
+            "cert_path",
+            "key_path",
+            "ca_cert_path",
+            "ca_key_path",
+            "sans",
+            "regenerate",
+            "backup",
+            "validity_days",
+        ])?;
         let cert_path =
             PathBuf::from(o.string_or("cert_path", "/etc/kubernetes/ssl/apiserver.crt")?);
         let key_path = PathBuf::from(o.string_or("key_path", "/etc/kubernetes/ssl/apiserver.key")?);

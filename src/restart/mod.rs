@@ -44,6 +44,7 @@ struct LastState {
 
 impl ComponentRestart {
     pub fn from_options(mut o: Options) -> Result<Self> {
+        o.declare(&["name", "timeout", "health_url", "ca_cert_path"])?;
         let name = o.required_string("name")?;
         let component = Component::parse(&name).ok_or_else(|| {
             Error::option(

@@ -51,6 +51,18 @@ pub struct HaVerify {
 
 impl HaVerify {
     pub fn from_options(mut o: Options) -> Result<Self> {
+        o.declare(&[
+            "endpoint",
+            "ca_cert_path",
+            "kubeconfig",
+            "drill",
+            "requests",
+            "interval_ms",
+            "timeout",
+            "manifests_dir",
+            "drill_park_dir",
+            "local_health_url",
+        ])?;
         let endpoint = Endpoint::parse(&o.required_string("endpoint")?, "endpoint")?;
         let ca_cert_path =
             PathBuf::from(o.string_or("ca_cert_path", "/etc/kubernetes/ssl/ca.crt")?);
