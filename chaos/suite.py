@@ -164,7 +164,8 @@ print("\n".join(sorted(out)))
     generic = re.compile(rb"PRIVATE KEY-----|client-key-data:\s*[A-Za-z0-9+/=]{16}|client-certificate-data:\s*[A-Za-z0-9+/=]{16}")
     files = [p for p in glob.glob(os.path.join(workdir, "**", "*"), recursive=True)
              if os.path.isfile(p) and not p.endswith("probe-admin.conf")]
-    files += glob.glob(os.path.join(C.REPO, "reports", "*"))
+    # kubeha's report and everything else under reports/ (the bed's health reports sit in a folder)
+    files += [p for p in glob.glob(os.path.join(C.REPO, "reports", "**", "*"), recursive=True) if os.path.isfile(p)]
     for path in files:
         with open(path, "rb") as handle:
             data = handle.read()
