@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Release build of the module binaries into the collection. The binaries must start on every
 # host kubespray supports, not only on this machine: OpenSSL is linked statically (feature
-# `vendored`) and the target is glibc 2.17 through cargo-zigbuild + zig (field guide section 3).
+# `vendored`) and the target is glibc 2.17 through cargo-zigbuild + zig.
 # Tools: cargo-zigbuild (pinned, `cargo install`, cached in ~/.cargo/bin) and ziglang (pinned,
 # from PyPI into its own venv .cache/zig-venv, so this works before or without `make venv`).
 # Cargo skips the build when nothing changed. Prints each binary's size and newest GLIBC symbol.

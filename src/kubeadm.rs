@@ -14,8 +14,7 @@
 //!   [`KubeadmConfig::service_subnet`], [`KubeadmConfig::dns_domain`],
 //!   [`KubeadmConfig::advertise_address`], [`KubeadmConfig::node_name`];
 //! - [`plan_endpoint_and_sans`]`(text, origin, endpoint, sans)`: the pure decision, with the
-//!   reasons for each change and the new text; [`set_endpoint_and_sans`] returns just the text
-//!   (`Ok(None)` when nothing changes);
+//!   reasons for each change and the new text (`None` when nothing changes);
 //! - [`normalize_san`]: a SAN as it is compared and written (IPs canonical, names lowercase).
 
 use crate::endpoint::{is_dns_name, Endpoint};
@@ -253,18 +252,6 @@ pub fn plan_endpoint_and_sans(
     })
 }
 
-/// [`plan_endpoint_and_sans`] returning only the new text (`Ok(None)`: nothing to change).
-/// `endpoint` is `host:port`; errors name the option `control_plane_endpoint`.
-pub fn set_endpoint_and_sans(
-    text: &str,
-    origin: &Path,
-    endpoint: &str,
-    sans: &[String],
-) -> Result<Option<String>> {
-    let endpoint = Endpoint::parse(endpoint, "control_plane_endpoint")?;
-    Ok(plan_endpoint_and_sans(text, origin, &endpoint, sans)?.new_text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,14 +292,10 @@ mod tests {
             )
             .replace("  - 10.0.0.11\n", "  - 10.0.0.11\n  - 10.0.0.10\n")
         );
-        assert!(set_endpoint_and_sans(
-            &t,
-            Path::new("k.yaml"),
-            "10.0.0.10:6443",
-            &["10.0.0.10".into()]
-        )
-        .unwrap()
-        .is_none());
+        // applied, the plan finds nothing more to do
+        let again =
+            plan_endpoint_and_sans(&t, Path::new("k.yaml"), &e, &["10.0.0.10".into()]).unwrap();
+        assert!(again.new_text.is_none() && again.reasons.is_empty());
     }
 
     #[test]

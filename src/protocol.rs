@@ -18,8 +18,6 @@ pub struct Invocation {
     pub check_mode: bool,
     /// `_ansible_diff`: include `diff` in the result.
     pub diff: bool,
-    /// `_ansible_verbosity`.
-    pub verbosity: u64,
 }
 
 /// The parsed arguments file: Ansible's flags plus the user's options.
@@ -49,7 +47,6 @@ impl ModuleArgs {
             match key.as_str() {
                 "_ansible_check_mode" => invocation.check_mode = truthy(&value),
                 "_ansible_diff" => invocation.diff = truthy(&value),
-                "_ansible_verbosity" => invocation.verbosity = value.as_u64().unwrap_or(0),
                 k if k.starts_with("_ansible_") => {}
                 _ => {
                     user.insert(key, value);
@@ -193,7 +190,6 @@ mod tests {
         let mut args = ModuleArgs::from_json("m", Path::new("args"), text).unwrap();
         assert!(args.invocation.check_mode);
         assert!(args.invocation.diff);
-        assert_eq!(args.invocation.verbosity, 3);
         assert_eq!(args.options.required_string("path").unwrap(), "/x");
         args.options.finish().unwrap();
     }

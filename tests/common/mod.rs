@@ -482,7 +482,7 @@ pub enum KubeadmApi {
     V1beta4,
 }
 
-/// Which server the kubeconfigs point at before conversion (field guide section 1).
+/// Which server the kubeconfigs point at before conversion (the layouts kubespray leaves).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
     /// Everything at master 1's IP (the write-up; v1beta3).
