@@ -521,14 +521,7 @@ impl<'t> Editor<'t> {
                 }
                 // `apiServer: {}` (kubeadm config print init-defaults writes it): an empty mapping
                 // like a null one, the `{}` dropped when the keys below it are written.
-                (Seg::Key(_), Shape::Inline(span))
-                    if self.text[span.clone()]
-                        .trim_start_matches('{')
-                        .trim_end_matches('}')
-                        .trim()
-                        .is_empty()
-                        && self.text[span.clone()].starts_with('{') =>
-                {
+                (Seg::Key(_), Shape::Inline(span)) if is_empty_flow_map(&self.text[span.clone()]) => {
                     return Ok(Located::EmptyParent {
                         hit,
                         from: i + 1,
@@ -718,6 +711,14 @@ fn looks_like_yaml11_number(value: &str) -> bool {
             .split('.')
             .nth(1)
             .map_or(true, |f| f.chars().all(|c| c.is_ascii_digit() || c == '_'))
+}
+
+/// `{}` (blanks inside allowed): a flow mapping with nothing in it.
+fn is_empty_flow_map(value: &str) -> bool {
+    value
+        .strip_prefix('{')
+        .and_then(|v| v.strip_suffix('}'))
+        .is_some_and(|inner| inner.trim().is_empty())
 }
 
 /// Write `block` (the missing keys, each on a new line) below an empty parent key: after its line,
@@ -1087,6 +1088,14 @@ mod tests {
                 "  - \"10.0.0.11\"\n",
                 "  - \"10.0.0.11\"\n  - \"10.0.0.10\"\n  - \"lb.local\"\n"
             )
+        );
+    }
+
+    #[test]
+    fn only_an_empty_flow_mapping_is_empty() {
+        assert!(is_empty_flow_map("{}") && is_empty_flow_map("{ }"));
+        assert!(
+            !is_empty_flow_map("{{}}") && !is_empty_flow_map("{a: 1}") && !is_empty_flow_map("[]")
         );
     }
 

@@ -57,9 +57,9 @@ fn documents(text: &str) -> Vec<Yaml> {
 }
 
 /// A scratch copy of one corpus file (the modules write beside it: backups, temporary files).
-fn scratch(kind: &str, name: &str) -> (tempfile_dir::Dir, PathBuf) {
-    let dir = tempfile_dir::Dir::new(name);
-    let path = dir.path.join(name);
+fn scratch(kind: &str, name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
     fs::copy(corpus(kind).join(name), &path).unwrap();
     (dir, path)
 }
@@ -75,6 +75,16 @@ fn assert_comments_kept(before: &str, after: &str, name: &str) {
             assert!(after.contains(comment), "{name}: comment {comment:?} lost");
         }
     }
+}
+
+/// An edited file is edited once: the same options again change nothing.
+fn assert_second_run_unchanged(module: &str, options: serde_json::Value, name: &str) {
+    let again = run_module(module, options, Mode::NORMAL).ok();
+    assert!(
+        !again.changed(),
+        "{name}: second run changed: {}",
+        again.stdout
+    );
 }
 
 fn assert_refused(
@@ -173,12 +183,7 @@ fn every_kubeadm_config_of_the_corpus_is_handled_as_expected() {
         }
         assert_eq!(clusters, 1, "{name}: one ClusterConfiguration");
         assert_comments_kept(&before, &after, name);
-        let again = run_module("kubeadm_config", options, Mode::NORMAL).ok();
-        assert!(
-            !again.changed(),
-            "{name}: second run changed: {}",
-            again.stdout
-        );
+        assert_second_run_unchanged("kubeadm_config", options, name);
         edited += 1;
     }
     assert_eq!(
@@ -266,12 +271,7 @@ fn check_kubeconfig_edit(path: &Path, options: serde_json::Value, cluster: &str,
     );
     assert!(added[0].contains(SERVER), "{name}: {added:?}");
     assert_comments_kept(&before, &after, name);
-    let again = run_module("kubeconfig_server", options, Mode::NORMAL).ok();
-    assert!(
-        !again.changed(),
-        "{name}: second run changed: {}",
-        again.stdout
-    );
+    assert_second_run_unchanged("kubeconfig_server", options, name);
 }
 
 #[test]
@@ -308,32 +308,4 @@ fn every_kubeconfig_of_the_corpus_is_handled_as_expected() {
         }
     }
     assert_eq!(names.len(), 21, "corpus size");
-}
-
-/// A scratch directory removed when dropped (the tests' only temporary files).
-mod tempfile_dir {
-    use std::path::PathBuf;
-
-    pub struct Dir {
-        pub path: PathBuf,
-    }
-
-    impl Dir {
-        pub fn new(label: &str) -> Dir {
-            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-            let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let path = std::env::temp_dir().join(format!(
-                "kubeha-realworld-{}-{n}-{label}",
-                std::process::id()
-            ));
-            std::fs::create_dir_all(&path).unwrap();
-            Dir { path }
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
 }
