@@ -95,6 +95,11 @@ def reset_to(s0, inventory, workdir, layout):
 
 
 # ------------------------------------------------------------------------------------------------
+def files_under(top):
+    """Every file below `top`, at any depth."""
+    return [p for p in glob.glob(os.path.join(top, "**", "*"), recursive=True) if os.path.isfile(p)]
+
+
 def security_checks(workdir):
     """Key files 0600 root; no key material or embedded client cert in anything the runs printed
     or wrote (ansible outputs, task logs, probe reports, the JSON report, emulator and pod logs,
@@ -162,10 +167,10 @@ print("\n".join(sorted(out)))
             handle.write(names)
     scanned = []
     generic = re.compile(rb"PRIVATE KEY-----|client-key-data:\s*[A-Za-z0-9+/=]{16}|client-certificate-data:\s*[A-Za-z0-9+/=]{16}")
-    files = [p for p in glob.glob(os.path.join(workdir, "**", "*"), recursive=True)
-             if os.path.isfile(p) and not p.endswith("probe-admin.conf")]
-    # kubeha's report and everything else under reports/ (the bed's health reports sit in a folder)
-    files += [p for p in glob.glob(os.path.join(C.REPO, "reports", "**", "*"), recursive=True) if os.path.isfile(p)]
+    # everything the runs wrote, and kubeha's report with all else under reports/ (the bed's health
+    # reports sit in a folder there)
+    files = [p for p in files_under(workdir) if not p.endswith("probe-admin.conf")]
+    files += files_under(os.path.join(C.REPO, "reports"))
     for path in files:
         with open(path, "rb") as handle:
             data = handle.read()

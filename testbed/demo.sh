@@ -1,17 +1,13 @@
 #!/usr/bin/env bash
 # The whole story from scratch on layout LAYOUT (pinned | kubespray): destroy, bring the unconverted
 # cluster up (timed), snapshot where every client points, convert (playbooks/convert.yml), snapshot
-# again, run the product's failover drill (playbooks/drill.yml), print a per-host before/after table and the drill's result.
+# again, run the product's failover drill (playbooks/drill.yml), print a per-host before/after
+# table and the drill's result.
 # Snapshots: reports/demo/<layout>/{before,after}.json (servers and connection states only: no keys).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 layout=${1:-${LAYOUT:-pinned}}
 out=reports/demo/$layout
-case $layout in   # as testbed/convert.sh and testbed/drill.sh
-    pinned) inventory=testbed/inventory/pinned.yml ;;
-    kubespray) inventory=testbed/inventory/kubespray.ini ;;
-    *) echo "demo.sh: unknown layout '$layout' (pinned | kubespray)" >&2; exit 2 ;;
-esac
 mkdir -p "$out"
 
 snapshot() {   # JSON: per host, the server of each kubeconfig and of each running component
@@ -67,8 +63,7 @@ echo "== demo ($layout): failover drill (playbooks/drill.yml)"
 # through the endpoint. make test also runs the test bed's own check (testbed/drill.sh: this drill,
 # then molecule/shared/verify.yml with the real kubectl and the Python client); the demo stops here.
 start=$SECONDS
-PATH="$PWD/.venv/bin:$PATH" ANSIBLE_CONFIG="$PWD/ansible.cfg" \
-    ansible-playbook -i "$inventory" playbooks/drill.yml 2>&1 | tee "$out/drill.log" \
+testbed/drill.sh "$layout" --product-only 2>&1 | tee "$out/drill.log" \
     | grep -E 'msg:|Drill \||ok=|failed=|FAILED|fatal' | sed 's/^/  /'
 drill_rc=${PIPESTATUS[0]} drill_time=$((SECONDS - start))
 
