@@ -1,30 +1,33 @@
 //! kubeha: the library behind the conversion modules.
 //!
-//! Each Ansible module is a binary in `src/bin/` run through [`protocol::run`], the one place that
-//! turns an error into Ansible's failure JSON. Four are one call into a module type of this
-//! library that parses its options, plans, applies and reports (`apiserver_cert`,
-//! `cluster_configmaps`, `component_restart`, `ha_verify`); `kubeadm_config`,
-//! `kubeconfig_server` and `control_plane_info` still parse their options and build their output
-//! in the binary, around library calls.
-//!
-//! Shared plumbing: [`protocol`] (Ansible's binary-module protocol), [`options`] (strict option
-//! parsing), [`fsio`] (backups and atomic writes that keep owner and mode), [`diff`] (the `--diff`
-//! payload), [`error`] (typed errors whose messages name the file, the value and the fix).
+//! Layers, each importing only those below it:
+//! - [`modules`]: the seven Ansible modules, one file and one shape each (option spec, plan,
+//!   apply, report), run by [`protocol`]; each binary in `src/bin/` is one line;
+//! - domain: [`pki`] (certificates), [`kubeapi`] (ConfigMaps through the API), [`kubeadm`] and
+//!   [`kubeconfig`] (the two file formats, edited in place), [`info`] (read-only host facts),
+//!   [`endpoint`] (addresses and URLs);
+//! - helpers: [`host`] (processes, systemd, health endpoints, manifest parking), [`net`] (verified
+//!   TLS, HTTP), [`yamledit`] (byte-preserving YAML edits), [`file_change`] and [`fsio`] (backups
+//!   and atomic writes that keep owner and mode), [`diff`] (the `--diff` payload);
+//! - [`protocol`] (Ansible's binary-module protocol, the one place an error becomes the failure
+//!   JSON), [`options`] (the option spec and strict parsing), [`error`] (typed errors whose
+//!   messages name the file, the value and the fix).
 
 pub mod diff;
 pub mod endpoint;
 pub mod error;
 pub mod file_change;
 pub mod fsio;
+pub mod host;
 pub mod info;
 pub mod kubeadm;
 pub mod kubeapi;
 pub mod kubeconfig;
+pub mod modules;
+pub mod net;
 pub mod options;
 pub mod pki;
 pub mod protocol;
-pub mod restart;
-pub mod verify;
 pub mod yamledit;
 
 pub use error::{Error, Result};

@@ -1,225 +1,376 @@
-//! Strict option parsing. Binary modules get no argument-spec validation from Ansible, so each
-//! module first declares the names it supports ([`Options::declare`]: an unknown or misspelt
-//! option is reported before anything else, with the closest supported name, as Ansible reports an
-//! unsupported parameter before a missing one), then takes its options one by one and calls
-//! [`Options::finish`], which fails on anything left over. Values templated by Jinja arrive as
+//! The option spec: each module declares its options once ([`ModuleSpec`]: name, type,
+//! required or default, choices, description), and that one table drives parsing here and is
+//! checked field by field against the module's sidecar documentation (`tests/module_docs.rs`), as
+//! ripgrep derives its help from one list of flag declarations.
+//!
+//! Binary modules get no argument-spec validation from Ansible, so [`Options::parse`] does what
+//! Ansible does for Python modules, in Ansible's order: unknown options first (each named, with the
+//! closest supported name when one is near: `sever` -> `server`), then per option in spec order the
+//! type, the choices, and whether a required option is there. Values templated by Jinja arrive as
 //! strings, so booleans and integers also accept their string forms, as Ansible's own type
-//! conversion does; anything else of the wrong type fails naming the option.
+//! conversion does; anything else of the wrong type fails naming the option. Defaults come from the
+//! spec, so a module never repeats them.
 
 use crate::error::{Error, Result};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
-#[derive(Debug)]
-pub struct Options {
-    module: &'static str,
-    values: Map<String, Value>,
-    known: Vec<&'static str>,
-    declared: &'static [&'static str],
+/// The type of an option, as Ansible's argument spec names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Str,
+    Path,
+    Bool,
+    /// An integer within `min..=max`.
+    Int {
+        min: i64,
+        max: i64,
+    },
+    /// `type: list, elements: str`; a comma-separated string is accepted, as Ansible does.
+    StrList,
 }
 
-impl Options {
-    pub fn new(module: &'static str, values: Map<String, Value>) -> Self {
-        Options {
-            module,
-            values,
-            known: Vec::new(),
-            declared: &[],
+impl Kind {
+    /// The `type:` of the sidecar documentation.
+    pub fn ansible_type(self) -> &'static str {
+        match self {
+            Kind::Str => "str",
+            Kind::Path => "path",
+            Kind::Bool => "bool",
+            Kind::Int { .. } => "int",
+            Kind::StrList => "list",
+        }
+    }
+}
+
+/// An option's default, when it has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Default {
+    None,
+    Str(&'static str),
+    Bool(bool),
+    Int(i64),
+    EmptyList,
+}
+
+impl Default {
+    /// The default as JSON (what the sidecar's `default:` must be), `None` without one.
+    pub fn to_json(self) -> Option<Value> {
+        match self {
+            Default::None => None,
+            Default::Str(s) => Some(Value::String(s.to_string())),
+            Default::Bool(b) => Some(Value::Bool(b)),
+            Default::Int(i) => Some(Value::from(i)),
+            Default::EmptyList => Some(Value::Array(Vec::new())),
+        }
+    }
+}
+
+/// One option of a module.
+#[derive(Debug, Clone, Copy)]
+pub struct OptionSpec {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub required: bool,
+    pub default: Default,
+    /// Allowed values of a string option; empty when any value is allowed.
+    pub choices: &'static [&'static str],
+    /// The first line of the option's documentation.
+    pub description: &'static str,
+}
+
+impl OptionSpec {
+    pub const fn new(name: &'static str, kind: Kind, description: &'static str) -> Self {
+        OptionSpec {
+            name,
+            kind,
+            required: false,
+            default: Default::None,
+            choices: &[],
+            description,
         }
     }
 
-    /// The module's supported option names, declared before any option is taken: any other key
-    /// fails here, first, naming each unknown option with the closest supported name when one is
-    /// near (`sever` -> `server`), so that a typo of a required option is not reported as that
-    /// option missing.
-    pub fn declare(&mut self, supported: &'static [&'static str]) -> Result<()> {
-        self.declared = supported;
-        let mut unknown: Vec<&str> = self
-            .values
+    pub const fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+
+    pub const fn default(mut self, default: Default) -> Self {
+        self.default = default;
+        self
+    }
+
+    pub const fn choices(mut self, choices: &'static [&'static str]) -> Self {
+        self.choices = choices;
+        self
+    }
+}
+
+/// A module's name and its options: the single declaration of what it accepts.
+#[derive(Debug)]
+pub struct ModuleSpec {
+    pub name: &'static str,
+    pub options: &'static [OptionSpec],
+}
+
+impl ModuleSpec {
+    pub fn option(&self, name: &str) -> Option<&'static OptionSpec> {
+        self.options.iter().find(|o| o.name == name)
+    }
+
+    fn names(&self) -> Vec<&'static str> {
+        self.options.iter().map(|o| o.name).collect()
+    }
+}
+
+/// A parsed value, of its option's kind.
+#[derive(Debug, Clone, PartialEq)]
+enum Parsed {
+    Str(String),
+    Bool(bool),
+    Int(i64),
+    List(Vec<String>),
+}
+
+/// A module's options, parsed against its spec, defaults filled in.
+#[derive(Debug)]
+pub struct Options {
+    spec: &'static ModuleSpec,
+    values: BTreeMap<&'static str, Parsed>,
+}
+
+impl Options {
+    /// Parse the user's options (the `_ansible_*` keys already removed) against `spec`.
+    pub fn parse(spec: &'static ModuleSpec, mut raw: Map<String, Value>) -> Result<Self> {
+        let supported = spec.names();
+        let mut unknown: Vec<&str> = raw
             .keys()
             .map(String::as_str)
             .filter(|k| !supported.contains(k))
             .collect();
-        if unknown.is_empty() {
-            return Ok(());
+        if !unknown.is_empty() {
+            unknown.sort_unstable();
+            let named: Vec<String> = unknown
+                .iter()
+                .map(|k| match closest(k, &supported) {
+                    Some(near) => format!("`{k}` (did you mean `{near}`?)"),
+                    None => format!("`{k}`"),
+                })
+                .collect();
+            let mut all = supported.clone();
+            all.sort_unstable();
+            return Err(Error::UnknownOptions {
+                module: spec.name.to_string(),
+                unknown: named.join(", "),
+                supported: all.join(", "),
+            });
         }
-        unknown.sort_unstable();
-        let named: Vec<String> = unknown
-            .iter()
-            .map(|k| match closest(k, supported) {
-                Some(near) => format!("`{k}` (did you mean `{near}`?)"),
-                None => format!("`{k}`"),
-            })
-            .collect();
-        let mut all = supported.to_vec();
-        all.sort_unstable();
-        Err(Error::UnknownOptions {
-            module: self.module.to_string(),
-            unknown: named.join(", "),
-            supported: all.join(", "),
-        })
-    }
-
-    /// Take an option; `null` counts as not given (that is how Ansible passes `None`).
-    fn take(&mut self, name: &'static str) -> Option<Value> {
-        // A name taken but not declared would be refused by `declare` before it got here.
-        debug_assert!(
-            self.declared.is_empty() || self.declared.contains(&name),
-            "option `{name}` is taken but not declared"
-        );
-        self.known.push(name);
-        match self.values.remove(name) {
-            Some(Value::Null) | None => None,
-            Some(v) => Some(v),
-        }
-    }
-
-    pub fn string(&mut self, name: &'static str) -> Result<Option<String>> {
-        match self.take(name) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(other) => Err(Error::option(
-                name,
-                format!("expected a string, got {}", type_name(&other)),
-            )),
-        }
-    }
-
-    pub fn required_string(&mut self, name: &'static str) -> Result<String> {
-        match self.string(name)? {
-            Some(s) if !s.trim().is_empty() => Ok(s),
-            Some(_) => Err(Error::option(name, "must not be empty")),
-            None => Err(Error::option(name, "is required")),
-        }
-    }
-
-    pub fn string_or(&mut self, name: &'static str, default: &str) -> Result<String> {
-        Ok(self.string(name)?.unwrap_or_else(|| default.to_string()))
-    }
-
-    pub fn bool_or(&mut self, name: &'static str, default: bool) -> Result<bool> {
-        match self.take(name) {
-            None => Ok(default),
-            Some(Value::Bool(b)) => Ok(b),
-            Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
-                "true" | "yes" | "on" | "1" | "y" | "t" => Ok(true),
-                "false" | "no" | "off" | "0" | "n" | "f" => Ok(false),
-                _ => Err(Error::option(
-                    name,
-                    format!("expected a boolean, got the string {s:?}"),
-                )),
-            },
-            Some(Value::Number(n)) if n.as_u64() == Some(0) => Ok(false),
-            Some(Value::Number(n)) if n.as_u64() == Some(1) => Ok(true),
-            Some(other) => Err(Error::option(
-                name,
-                format!("expected a boolean, got {}", type_name(&other)),
-            )),
-        }
-    }
-
-    /// An integer within `min..=max`.
-    pub fn int_or(&mut self, name: &'static str, default: i64, min: i64, max: i64) -> Result<i64> {
-        let value = match self.take(name) {
-            None => return Ok(default),
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .ok_or_else(|| Error::option(name, format!("expected a whole number, got {n}")))?,
-            Some(Value::String(s)) => s.trim().parse::<i64>().map_err(|_| {
-                Error::option(
-                    name,
-                    format!("expected a whole number, got the string {s:?}"),
-                )
-            })?,
-            Some(other) => {
-                return Err(Error::option(
-                    name,
-                    format!("expected a whole number, got {}", type_name(&other)),
-                ))
+        let mut values = BTreeMap::new();
+        for option in spec.options {
+            // `null` counts as not given: that is how Ansible passes `None`.
+            let given = match raw.remove(option.name) {
+                Some(Value::Null) | None => None,
+                Some(v) => Some(v),
+            };
+            if let Some(value) = parse_value(option, given)? {
+                values.insert(option.name, value);
             }
-        };
-        if value < min || value > max {
+        }
+        Ok(Options { spec, values })
+    }
+
+    /// The parsed value of `name`, checked against the spec: asking for an undeclared option, or
+    /// as the wrong kind, is a module bug reported as such rather than a panic.
+    fn get(&self, name: &'static str, kinds: &[&str]) -> Result<Option<&Parsed>> {
+        let declared = self
+            .spec
+            .option(name)
+            .filter(|o| kinds.contains(&o.kind.ansible_type()));
+        if declared.is_none() {
             return Err(Error::option(
                 name,
-                format!("{value} is out of range: use a value from {min} to {max}"),
+                format!(
+                    "internal error (please report it): module {} reads an option its spec does not declare as {}",
+                    self.spec.name,
+                    kinds.join(" or ")
+                ),
             ));
         }
-        Ok(value)
+        Ok(self.values.get(name))
     }
 
-    /// A list of strings; a comma-separated string is accepted, as Ansible's `type: list` does.
-    pub fn string_list(&mut self, name: &'static str) -> Result<Vec<String>> {
-        match self.take(name) {
-            None => Ok(Vec::new()),
-            Some(Value::String(s)) => Ok(s
-                .split(',')
-                .map(|p| p.trim().to_string())
-                .filter(|p| !p.is_empty())
-                .collect()),
-            Some(Value::Array(items)) => items
-                .into_iter()
-                .enumerate()
-                .map(|(i, item)| match item {
-                    Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-                    Value::Number(n) => Ok(n.to_string()),
-                    other => Err(Error::option(
-                        name,
-                        format!(
-                            "item {i} must be a non-empty string, got {}",
-                            type_name(&other)
-                        ),
-                    )),
-                })
-                .collect(),
-            Some(other) => Err(Error::option(
-                name,
-                format!("expected a list of strings, got {}", type_name(&other)),
-            )),
+    /// A string or path option, when given or defaulted.
+    pub fn opt_string(&self, name: &'static str) -> Result<Option<String>> {
+        match self.get(name, &["str", "path"])? {
+            Some(Parsed::Str(s)) => Ok(Some(s.clone())),
+            _ => Ok(None),
         }
     }
 
-    /// One of `choices`.
-    pub fn choice_or(
-        &mut self,
-        name: &'static str,
-        choices: &[&str],
-        default: &str,
-    ) -> Result<String> {
-        let value = self.string_or(name, default)?;
-        if choices.contains(&value.as_str()) {
-            Ok(value)
-        } else {
-            Err(Error::option(
+    /// A string option that is required or has a default.
+    pub fn string(&self, name: &'static str) -> Result<String> {
+        self.opt_string(name)?
+            .ok_or_else(|| Error::option(name, "is required"))
+    }
+
+    pub fn opt_path(&self, name: &'static str) -> Result<Option<PathBuf>> {
+        Ok(self.opt_string(name)?.map(PathBuf::from))
+    }
+
+    /// A path option that is required or has a default.
+    pub fn path(&self, name: &'static str) -> Result<PathBuf> {
+        Ok(PathBuf::from(self.string(name)?))
+    }
+
+    pub fn bool(&self, name: &'static str) -> Result<bool> {
+        match self.get(name, &["bool"])? {
+            Some(Parsed::Bool(b)) => Ok(*b),
+            _ => Err(Error::option(name, "is required")),
+        }
+    }
+
+    pub fn int(&self, name: &'static str) -> Result<i64> {
+        match self.get(name, &["int"])? {
+            Some(Parsed::Int(i)) => Ok(*i),
+            _ => Err(Error::option(name, "is required")),
+        }
+    }
+
+    /// A list of strings; empty when not given.
+    pub fn list(&self, name: &'static str) -> Result<Vec<String>> {
+        match self.get(name, &["list"])? {
+            Some(Parsed::List(l)) => Ok(l.clone()),
+            _ => Ok(Vec::new()),
+        }
+    }
+}
+
+/// One option's value: converted to its kind, checked against its choices and range, the default
+/// when not given; `None` when not given and without a default.
+fn parse_value(option: &OptionSpec, given: Option<Value>) -> Result<Option<Parsed>> {
+    let name = option.name;
+    let Some(value) = given else {
+        if option.required {
+            return Err(Error::option(name, "is required"));
+        }
+        return Ok(match option.default {
+            Default::None => None,
+            Default::Str(s) => Some(Parsed::Str(s.to_string())),
+            Default::Bool(b) => Some(Parsed::Bool(b)),
+            Default::Int(i) => Some(Parsed::Int(i)),
+            Default::EmptyList => Some(Parsed::List(Vec::new())),
+        });
+    };
+    let parsed = match option.kind {
+        Kind::Str | Kind::Path => Parsed::Str(to_string(name, value)?),
+        Kind::Bool => Parsed::Bool(to_bool(name, value)?),
+        Kind::Int { min, max } => Parsed::Int(to_int(name, value, min, max)?),
+        Kind::StrList => Parsed::List(to_list(name, value)?),
+    };
+    match &parsed {
+        Parsed::Str(s) if option.required && s.trim().is_empty() => {
+            return Err(Error::option(name, "must not be empty"))
+        }
+        Parsed::Str(s) if !option.choices.is_empty() && !option.choices.contains(&s.as_str()) => {
+            return Err(Error::option(
                 name,
-                format!("{value:?} is not one of: {}", choices.join(", ")),
+                format!("{s:?} is not one of: {}", option.choices.join(", ")),
             ))
         }
-    }
-
-    /// Fail on every option that no `take` asked for.
-    pub fn finish(self) -> Result<()> {
-        // The declaration and the takes are one list: a declared name never taken is a module bug.
-        debug_assert!(
-            self.declared.iter().all(|d| self.known.contains(d)),
-            "declared options never taken: {:?}",
-            self.declared
-                .iter()
-                .filter(|d| !self.known.contains(d))
-                .collect::<Vec<_>>()
-        );
-        if self.values.is_empty() {
-            return Ok(());
+        Parsed::List(l) if option.required && l.is_empty() => {
+            return Err(Error::option(name, "is required: give at least one item"))
         }
-        let mut unknown: Vec<&str> = self.values.keys().map(String::as_str).collect();
-        unknown.sort_unstable();
-        let mut supported = self.known.clone();
-        supported.sort_unstable();
-        supported.dedup();
-        Err(Error::UnknownOptions {
-            module: self.module.to_string(),
-            unknown: unknown.join(", "),
-            supported: supported.join(", "),
-        })
+        _ => {}
+    }
+    Ok(Some(parsed))
+}
+
+fn to_string(name: &str, value: Value) -> Result<String> {
+    match value {
+        Value::String(s) => Ok(s),
+        Value::Number(n) => Ok(n.to_string()),
+        other => Err(Error::option(
+            name,
+            format!("expected a string, got {}", type_name(&other)),
+        )),
+    }
+}
+
+fn to_bool(name: &str, value: Value) -> Result<bool> {
+    match value {
+        Value::Bool(b) => Ok(b),
+        Value::String(s) => match s.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "1" | "y" | "t" => Ok(true),
+            "false" | "no" | "off" | "0" | "n" | "f" => Ok(false),
+            _ => Err(Error::option(
+                name,
+                format!("expected a boolean, got the string {s:?}"),
+            )),
+        },
+        Value::Number(n) if n.as_u64() == Some(0) => Ok(false),
+        Value::Number(n) if n.as_u64() == Some(1) => Ok(true),
+        other => Err(Error::option(
+            name,
+            format!("expected a boolean, got {}", type_name(&other)),
+        )),
+    }
+}
+
+fn to_int(name: &str, value: Value, min: i64, max: i64) -> Result<i64> {
+    let value = match value {
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| Error::option(name, format!("expected a whole number, got {n}")))?,
+        Value::String(s) => s.trim().parse::<i64>().map_err(|_| {
+            Error::option(
+                name,
+                format!("expected a whole number, got the string {s:?}"),
+            )
+        })?,
+        other => {
+            return Err(Error::option(
+                name,
+                format!("expected a whole number, got {}", type_name(&other)),
+            ))
+        }
+    };
+    if value < min || value > max {
+        return Err(Error::option(
+            name,
+            format!("{value} is out of range: use a value from {min} to {max}"),
+        ));
+    }
+    Ok(value)
+}
+
+fn to_list(name: &str, value: Value) -> Result<Vec<String>> {
+    match value {
+        Value::String(s) => Ok(s
+            .split(',')
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect()),
+        Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+                Value::Number(n) => Ok(n.to_string()),
+                other => Err(Error::option(
+                    name,
+                    format!(
+                        "item {i} must be a non-empty string, got {}",
+                        type_name(&other)
+                    ),
+                )),
+            })
+            .collect(),
+        other => Err(Error::option(
+            name,
+            format!("expected a list of strings, got {}", type_name(&other)),
+        )),
     }
 }
 
@@ -268,52 +419,73 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn opts(v: Value) -> Options {
+    static SPEC: ModuleSpec = ModuleSpec {
+        name: "test_module",
+        options: &[
+            OptionSpec::new("path", Kind::Path, "A file.").default(Default::Str("/etc/a")),
+            OptionSpec::new("server", Kind::Str, "A URL.").required(),
+            OptionSpec::new("backup", Kind::Bool, "Keep a copy.").default(Default::Bool(true)),
+            OptionSpec::new("timeout", Kind::Int { min: 1, max: 10 }, "Seconds.")
+                .default(Default::Int(5)),
+            OptionSpec::new("sans", Kind::StrList, "Names.").default(Default::EmptyList),
+            OptionSpec::new("mode", Kind::Str, "How.")
+                .choices(&["always", "never"])
+                .default(Default::Str("never")),
+            OptionSpec::new("cluster", Kind::Str, "A name."),
+        ],
+    };
+
+    fn parse(v: Value) -> Result<Options> {
         match v {
-            Value::Object(m) => Options::new("test_module", m),
+            Value::Object(m) => Options::parse(&SPEC, m),
             _ => unreachable!("tests pass objects"),
         }
     }
 
+    fn err(v: Value) -> String {
+        parse(v).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_come_from_the_spec() {
+        let o = parse(json!({"server": "https://x:6443"})).unwrap();
+        assert_eq!(o.path("path").unwrap(), PathBuf::from("/etc/a"));
+        assert!(o.bool("backup").unwrap());
+        assert_eq!(o.int("timeout").unwrap(), 5);
+        assert!(o.list("sans").unwrap().is_empty());
+        assert_eq!(o.string("mode").unwrap(), "never");
+        assert_eq!(o.opt_string("cluster").unwrap(), None);
+    }
+
     #[test]
     fn unknown_options_are_named_with_the_supported_ones() {
-        let mut o = opts(json!({"path": "/a", "pth": "/b"}));
-        o.string("path").unwrap();
-        let err = o.finish().unwrap_err().to_string();
-        assert!(err.contains("pth"), "{err}");
-        assert!(err.contains("supported options: path"), "{err}");
+        let e = err(json!({"server": "s", "pth": "/b"}));
+        assert!(e.contains("`pth` (did you mean `path`?)"), "{e}");
+        assert!(
+            e.contains("supported options: backup, cluster, mode, path, sans, server, timeout"),
+            "{e}"
+        );
     }
 
     #[test]
     fn a_typo_is_reported_before_the_missing_option_it_stands_for() {
-        let mut o = opts(json!({"path": "/a", "sever": "https://x:6443"}));
-        let err = o
-            .declare(&["path", "server", "backup"])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("`sever` (did you mean `server`?)"), "{err}");
-        assert!(
-            err.contains("supported options: backup, path, server"),
-            "{err}"
-        );
-        assert!(!err.contains("is required"), "{err}");
+        let e = err(json!({"sever": "https://x:6443"}));
+        assert!(e.contains("`sever` (did you mean `server`?)"), "{e}");
+        assert!(!e.contains("is required"), "{e}");
     }
 
     #[test]
     fn a_far_unknown_option_gets_no_suggestion() {
-        let mut o = opts(json!({"kubeha_no_such_option": 1}));
-        let err = o.declare(&["path", "server"]).unwrap_err().to_string();
-        assert!(err.contains("`kubeha_no_such_option`;"), "{err}");
-        assert!(!err.contains("did you mean"), "{err}");
+        let e = err(json!({"server": "s", "kubeha_no_such_option": 1}));
+        assert!(e.contains("`kubeha_no_such_option`;"), "{e}");
+        assert!(!e.contains("did you mean"), "{e}");
     }
 
     #[test]
-    fn declared_options_parse_as_before() {
-        let mut o = opts(json!({"path": "/a"}));
-        o.declare(&["path", "backup"]).unwrap();
-        assert_eq!(o.string("path").unwrap().as_deref(), Some("/a"));
-        assert!(o.bool_or("backup", true).unwrap());
-        o.finish().unwrap();
+    fn required_options_must_be_there_and_not_empty() {
+        assert!(err(json!({})).contains("`server`: is required"));
+        assert!(err(json!({"server": "  "})).contains("must not be empty"));
+        assert!(err(json!({"server": null})).contains("is required"));
     }
 
     #[test]
@@ -328,52 +500,49 @@ mod tests {
 
     #[test]
     fn wrong_types_name_the_option() {
-        let mut o = opts(json!({"backup": "maybe", "timeout": [1], "sans": {"a": 1}}));
-        assert!(o
-            .bool_or("backup", false)
-            .unwrap_err()
-            .to_string()
-            .contains("backup"));
-        assert!(o
-            .int_or("timeout", 1, 1, 10)
-            .unwrap_err()
-            .to_string()
-            .contains("timeout"));
-        assert!(o
-            .string_list("sans")
-            .unwrap_err()
-            .to_string()
-            .contains("sans"));
+        let e = err(json!({"server": "s", "backup": "maybe"}));
+        assert!(
+            e.contains("`backup`") && e.contains("expected a boolean"),
+            "{e}"
+        );
+        let e = err(json!({"server": "s", "timeout": [1]}));
+        assert!(e.contains("`timeout`") && e.contains("whole number"), "{e}");
+        let e = err(json!({"server": "s", "sans": {"a": 1}}));
+        assert!(e.contains("`sans`") && e.contains("list of strings"), "{e}");
+        let e = err(json!({"server": {"a": 1}}));
+        assert!(
+            e.contains("`server`") && e.contains("expected a string"),
+            "{e}"
+        );
     }
 
     #[test]
     fn templated_strings_convert() {
-        let mut o = opts(json!({"backup": "True", "timeout": "30", "sans": "a, b,,c"}));
-        assert!(o.bool_or("backup", false).unwrap());
-        assert_eq!(o.int_or("timeout", 1, 1, 100).unwrap(), 30);
-        assert_eq!(o.string_list("sans").unwrap(), vec!["a", "b", "c"]);
-        o.finish().unwrap();
+        let o =
+            parse(json!({"server": 6443, "backup": "False", "timeout": "3", "sans": "a, b,,c"}))
+                .unwrap();
+        assert_eq!(o.string("server").unwrap(), "6443");
+        assert!(!o.bool("backup").unwrap());
+        assert_eq!(o.int("timeout").unwrap(), 3);
+        assert_eq!(o.list("sans").unwrap(), vec!["a", "b", "c"]);
     }
 
     #[test]
     fn ranges_and_choices_are_enforced() {
-        let mut o = opts(json!({"timeout": 0, "mode": "sometimes"}));
-        assert!(o
-            .int_or("timeout", 1, 1, 10)
-            .unwrap_err()
-            .to_string()
-            .contains("out of range"));
-        let err = o
-            .choice_or("mode", &["always", "never"], "never")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("always, never"), "{err}");
+        let e = err(json!({"server": "s", "timeout": 0}));
+        assert!(e.contains("out of range: use a value from 1 to 10"), "{e}");
+        let e = err(json!({"server": "s", "mode": "sometimes"}));
+        assert!(
+            e.contains("\"sometimes\" is not one of: always, never"),
+            "{e}"
+        );
     }
 
     #[test]
-    fn null_means_not_given() {
-        let mut o = opts(json!({"cluster": null}));
-        assert_eq!(o.string("cluster").unwrap(), None);
-        o.finish().unwrap();
+    fn reading_an_undeclared_option_is_a_reported_module_bug() {
+        let o = parse(json!({"server": "s"})).unwrap();
+        let e = o.bool("server").unwrap_err().to_string();
+        assert!(e.contains("internal error"), "{e}");
+        assert!(o.string("nope").is_err());
     }
 }

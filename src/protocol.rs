@@ -2,10 +2,15 @@
 //! argv[1], split the user's options from the `_ansible_*` keys, and print exactly one JSON object
 //! on stdout. [`run`] is the single place where an [`Error`] (or a panic) becomes
 //! `{"failed": true, "msg": ...}`: Ansible ignores the exit code when stdout is valid JSON.
+//!
+//! Every module has one shape, the [`Module`] trait, driven by [`execute`]: options parsed against
+//! the module's declared [`ModuleSpec`], a `plan` that only reads the host and gives the reason for
+//! each change, an `apply` that carries the plan out (and writes nothing in check mode), and a
+//! `report` that builds the one result object. A module binary is one line: [`main`].
 
 use crate::diff::FileDiff;
 use crate::error::{Error, Result};
-use crate::options::Options;
+use crate::options::{ModuleSpec, Options};
 use serde_json::{Map, Value};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -20,17 +25,18 @@ pub struct Invocation {
     pub diff: bool,
 }
 
-/// The parsed arguments file: Ansible's flags plus the user's options.
+/// The parsed arguments file: Ansible's flags plus the user's options, not yet checked against
+/// the module's spec.
 #[derive(Debug)]
 pub struct ModuleArgs {
     pub invocation: Invocation,
-    pub options: Options,
+    pub options: Map<String, Value>,
 }
 
 impl ModuleArgs {
     /// Parse the JSON object of an arguments file. Unknown `_ansible_*` keys are ignored: Ansible
     /// adds new ones between releases.
-    pub fn from_json(module: &'static str, source: &Path, text: &str) -> Result<Self> {
+    pub fn from_json(source: &Path, text: &str) -> Result<Self> {
         let value: Value = serde_json::from_str(text).map_err(|e| Error::Arguments {
             path: source.to_path_buf(),
             reason: format!("not valid JSON ({e}); Ansible writes one JSON object here"),
@@ -55,17 +61,17 @@ impl ModuleArgs {
         }
         Ok(ModuleArgs {
             invocation,
-            options: Options::new(module, user),
+            options: user,
         })
     }
 
     /// Read and parse the arguments file Ansible names in argv[1].
-    pub fn from_file(module: &'static str, path: &Path) -> Result<Self> {
+    pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::Arguments {
             path: path.to_path_buf(),
             reason: format!("cannot read it ({e}); run this module through Ansible, which passes the path of a JSON arguments file as the only argument"),
         })?;
-        Self::from_json(module, path, &text)
+        Self::from_json(path, &text)
     }
 }
 
@@ -130,6 +136,43 @@ impl ModuleOutput {
     }
 }
 
+/// One Ansible module. [`execute`] runs the steps in order; only `apply` may change the host, and
+/// not in check mode, where it predicts what it would do so that `report` still shows the change
+/// and its diff.
+pub trait Module: Sized {
+    /// The module's name and options: the single declaration parsing and the docs come from.
+    const SPEC: &'static ModuleSpec;
+    /// What the module found and would change, with the reason for each change.
+    type Plan;
+    /// What carrying the plan out did (or, in check mode, would do).
+    type Applied;
+
+    /// Build the module from options already parsed against [`Module::SPEC`]: checks that need
+    /// more than one option, or a value's own syntax (URLs, SANs), happen here.
+    fn from_options(options: &Options) -> Result<Self>;
+    /// Look at the host (files, processes, the API) and decide; nothing is written.
+    fn plan(&self) -> Result<Self::Plan>;
+    /// Carry the plan out; in check mode write nothing.
+    fn apply(&self, plan: &Self::Plan, check_mode: bool) -> Result<Self::Applied>;
+    /// The result Ansible reads.
+    fn report(&self, plan: Self::Plan, applied: Self::Applied, check_mode: bool) -> ModuleOutput;
+}
+
+/// Parse the options against the module's spec, then plan, apply and report.
+pub fn execute<M: Module>(args: ModuleArgs) -> Result<ModuleOutput> {
+    let options = Options::parse(M::SPEC, args.options)?;
+    let module = M::from_options(&options)?;
+    let check_mode = args.invocation.check_mode;
+    let plan = module.plan()?;
+    let applied = module.apply(&plan, check_mode)?;
+    Ok(module.report(plan, applied, check_mode))
+}
+
+/// The whole binary of a module: `fn main() -> ExitCode { kubeha::protocol::main::<M>() }`.
+pub fn main<M: Module>() -> ExitCode {
+    run(M::SPEC.name, std::env::args_os(), execute::<M>)
+}
+
 /// The failure object for an error: the one place errors become Ansible failures.
 pub fn failure_json(error: &Error) -> Value {
     let mut out = Map::new();
@@ -161,7 +204,7 @@ where
                 })
             }
         };
-        let args = ModuleArgs::from_file(module, &args_path)?;
+        let args = ModuleArgs::from_file(&args_path)?;
         let invocation = args.invocation.clone();
         body(args).map(|output| (invocation, output))
     }));
@@ -187,18 +230,17 @@ mod tests {
     fn ansible_keys_are_split_and_unknown_ones_ignored() {
         let text = r#"{"path": "/x", "_ansible_check_mode": true, "_ansible_diff": true,
                        "_ansible_brand_new_key": {"a": 1}, "_ansible_verbosity": 3}"#;
-        let mut args = ModuleArgs::from_json("m", Path::new("args"), text).unwrap();
+        let args = ModuleArgs::from_json(Path::new("args"), text).unwrap();
         assert!(args.invocation.check_mode);
         assert!(args.invocation.diff);
-        assert_eq!(args.options.required_string("path").unwrap(), "/x");
-        args.options.finish().unwrap();
+        assert_eq!(args.options.keys().collect::<Vec<_>>(), vec!["path"]);
     }
 
     #[test]
     fn non_object_arguments_are_refused() {
-        let err = ModuleArgs::from_json("m", Path::new("/tmp/args"), "[1,2]").unwrap_err();
+        let err = ModuleArgs::from_json(Path::new("/tmp/args"), "[1,2]").unwrap_err();
         assert!(err.to_string().contains("/tmp/args"), "{err}");
-        let err = ModuleArgs::from_json("m", Path::new("/tmp/args"), "{oops").unwrap_err();
+        let err = ModuleArgs::from_json(Path::new("/tmp/args"), "{oops").unwrap_err();
         assert!(err.to_string().contains("not valid JSON"), "{err}");
     }
 

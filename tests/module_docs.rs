@@ -1,4 +1,7 @@
 //! The sidecar docs (`plugins/modules/<module>.yml`) say exactly what each binary accepts.
+//! First, field by field, against the one declaration each module makes of its options
+//! (`kubeha::modules::SPECS`: name, type, required, default, choices, first line of the
+//! description). Then against the binaries themselves:
 //! Each binary is asked for its options the way a user would find out: an unknown option makes it
 //! fail listing the supported ones, which must be the documented ones. Then every documented
 //! option is exercised: a required one left out, a value of the wrong type, a value outside its
@@ -45,6 +48,75 @@ fn with(module: &str, key: &str, value: Value) -> Value {
 fn failure(module: &str, options: Value) -> String {
     let out = run_module(module, options, Mode::CHECK_DIFF);
     out.fail_msg()
+}
+
+/// The sidecar's description of an option: its text, or the first item of its list.
+fn first_description(spec: &Value) -> String {
+    match &spec["description"] {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.first().and_then(Value::as_str).unwrap_or("").into(),
+        _ => String::new(),
+    }
+}
+
+#[test]
+fn sidecars_match_the_declared_option_specs_field_by_field() {
+    let declared: Vec<&str> = kubeha::modules::SPECS.iter().map(|s| s.name).collect();
+    let mut listed = MODULES.to_vec();
+    listed.sort_unstable();
+    let mut sorted = declared.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted, listed,
+        "modules with a spec vs. modules the suite runs"
+    );
+    let mut fields = 0;
+    for spec in kubeha::modules::SPECS {
+        let module = spec.name;
+        assert_eq!(sidecar(module)["DOCUMENTATION"]["module"], module);
+        let docs = documented_options(module);
+        let mut documented: Vec<&str> = docs.keys().map(String::as_str).collect();
+        documented.sort_unstable();
+        let mut names: Vec<&str> = spec.options.iter().map(|o| o.name).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names, documented,
+            "{module}: declared vs. documented options"
+        );
+        for option in spec.options {
+            let doc = &docs[option.name];
+            let at = format!("{module}.yml: {}", option.name);
+            assert_eq!(doc["type"], option.kind.ansible_type(), "{at}: type");
+            if option.kind.ansible_type() == "list" {
+                assert_eq!(doc["elements"], "str", "{at}: elements");
+            }
+            assert_eq!(
+                doc["required"] == json!(true),
+                option.required,
+                "{at}: required"
+            );
+            assert_eq!(
+                doc.get("default").cloned(),
+                option.default.to_json(),
+                "{at}: default"
+            );
+            let choices: Vec<&str> = doc["choices"]
+                .as_array()
+                .map(|c| c.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            assert_eq!(choices, option.choices, "{at}: choices");
+            assert_eq!(
+                first_description(doc),
+                option.description,
+                "{at}: description"
+            );
+            fields += 1;
+        }
+    }
+    assert_eq!(
+        fields, 42,
+        "options checked (a new option changes this count on purpose)"
+    );
 }
 
 #[test]

@@ -2,11 +2,11 @@
 //! [`ApiServer`], over mutual TLS verified against the cluster CA; tests substitute a fake), and
 //! [`ApiServer::from_kubeconfig`] builds the real one from a kubeconfig's current cluster and user.
 
-use super::http::{self, Request, Response};
-use super::tls::{ca_certs_from_pem, ClientIdentity, TlsConfig, Trust};
 use crate::endpoint::ServerUrl;
 use crate::error::{Error, Result};
 use crate::kubeconfig::Kubeconfig;
+use crate::net::http::{self, Request, Response};
+use crate::net::tls::{ca_certs_from_pem, ClientIdentity, TlsConfig, Trust};
 use std::path::Path;
 use std::time::Duration;
 

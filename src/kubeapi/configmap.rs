@@ -3,8 +3,8 @@
 //! re-apply the edit, a bounded number of times. Check mode stops after the GET.
 
 use super::client::{status_error, Transport};
-use super::http::Request;
 use crate::error::{Error, Result};
+use crate::net::http::Request;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -196,7 +196,7 @@ pub fn update_key(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kubeapi::http::Response;
+    use crate::net::http::Response;
     use serde_json::json;
     use std::cell::RefCell;
 

@@ -5,8 +5,8 @@
 #![allow(dead_code)]
 
 use crate::common::{key_pem, kubeconfig_text, Pki};
-use kubeha::kubeapi::http::{self, Request, Response};
-use kubeha::kubeapi::tls::{ClientIdentity, TlsConfig};
+use kubeha::net::http::{self, Request, Response};
+use kubeha::net::tls::{ClientIdentity, TlsConfig};
 use serde_json::{json, Value};
 use std::fs;
 use std::net::TcpListener;

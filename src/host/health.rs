@@ -8,8 +8,8 @@
 
 use super::process::Process;
 use crate::error::{Error, Result};
-use crate::kubeapi::http::{self, Request};
-use crate::kubeapi::tls::{ca_certs_from_pem, TlsConfig, Trust};
+use crate::net::http::{self, Request};
+use crate::net::tls::{ca_certs_from_pem, TlsConfig, Trust};
 use crate::pki::san::{sans_of, San};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;

@@ -1,29 +1,26 @@
-//! The `ha_verify` module: prove the control-plane endpoint serves the API. The endpoint's TLS
-//! certificate must verify against the cluster CA for the endpoint's host (DNS name or IP),
-//! `/readyz` must answer `ok`, and an authenticated GET (client certificate of the kubeconfig)
-//! must work. With `drill: local_apiserver` it holds this host's kube-apiserver down
+//! `kubeha.control_plane.ha_verify`: prove the control-plane endpoint serves the API. The
+//! endpoint's TLS certificate must verify against the cluster CA for the endpoint's host (DNS name
+//! or IP), `/readyz` must answer `ok`, and an authenticated GET (client certificate of the
+//! kubeconfig) must work. With `drill: local_apiserver` it holds this host's kube-apiserver down
 //! ([`park`]), sends `requests` authenticated requests through the endpoint, and always brings the
-//! apiserver back and waits until it is ready.
-
-pub mod park;
+//! apiserver back and waits until it is ready. Docs: the sidecar `ha_verify.yml`.
 
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::kubeapi::http::{self, Request, Response};
-use crate::kubeapi::tls::{ca_certs_from_pem, ClientIdentity, TlsConfig};
+use crate::host::health::{self, Component, HealthTarget, HealthUrl};
+use crate::host::park::{self, ParkPaths, Parked};
+use crate::host::process;
 use crate::kubeconfig::Kubeconfig;
-use crate::options::Options;
-use crate::protocol::ModuleOutput;
-use crate::restart::health::{self, Component, HealthTarget, HealthUrl};
-use crate::restart::process;
+use crate::net::http::{self, Request, Response};
+use crate::net::tls::{ca_certs_from_pem, ClientIdentity, TlsConfig};
+use crate::options::{Default, Kind, ModuleSpec, OptionSpec, Options};
+use crate::protocol::{Module, ModuleOutput};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use park::{ParkPaths, Parked};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-pub const MODULE: &str = "ha_verify";
 const AUTH_PATH: &str = "/api/v1/namespaces/kube-system/configmaps/kubeadm-config";
 const FALLBACK_PATH: &str = "/api/v1/namespaces";
 const POLL: Duration = Duration::from_millis(200);
@@ -49,38 +46,96 @@ pub struct HaVerify {
     pub local_health_url: Option<HealthUrl>,
 }
 
-impl HaVerify {
-    pub fn from_options(mut o: Options) -> Result<Self> {
-        o.declare(&[
-            "endpoint",
-            "ca_cert_path",
-            "kubeconfig",
-            "drill",
-            "requests",
-            "interval_ms",
-            "timeout",
-            "manifests_dir",
-            "drill_park_dir",
-            "local_health_url",
-        ])?;
-        let endpoint = Endpoint::parse(&o.required_string("endpoint")?, "endpoint")?;
-        let ca_cert_path =
-            PathBuf::from(o.string_or("ca_cert_path", "/etc/kubernetes/ssl/ca.crt")?);
-        let kubeconfig = PathBuf::from(o.string_or("kubeconfig", "/etc/kubernetes/admin.conf")?);
-        let drill = match o
-            .choice_or("drill", &["none", "local_apiserver"], "none")?
-            .as_str()
-        {
+/// What must be repaired before checking: a manifest an interrupted drill left parked.
+pub struct Plan {
+    leftover: Option<String>,
+}
+
+/// What the checks found.
+pub struct Verified {
+    /// The leftover manifest put back (in check mode: that would be).
+    leftover: Option<String>,
+    /// The drill's figures; `None` without a drill or in check mode.
+    drill: Option<DrillOutcome>,
+}
+
+/// A passed drill.
+pub struct DrillOutcome {
+    stats: DrillStats,
+    stopped_seconds: f64,
+    pid_before: i32,
+}
+
+impl Module for HaVerify {
+    const SPEC: &'static ModuleSpec = &ModuleSpec {
+        name: "ha_verify",
+        options: &[
+            OptionSpec::new("endpoint", Kind::Str, "The endpoint, C(host:port).").required(),
+            OptionSpec::new("ca_cert_path", Kind::Path, "The cluster CA.")
+                .default(Default::Str("/etc/kubernetes/ssl/ca.crt")),
+            OptionSpec::new(
+                "kubeconfig",
+                Kind::Path,
+                "Kubeconfig whose current user has a client certificate.",
+            )
+            .default(Default::Str("/etc/kubernetes/admin.conf")),
+            OptionSpec::new(
+                "drill",
+                Kind::Str,
+                "C(none) checks only; C(local_apiserver) runs the drill.",
+            )
+            .choices(&["none", "local_apiserver"])
+            .default(Default::Str("none")),
+            OptionSpec::new(
+                "requests",
+                Kind::Int {
+                    min: 1,
+                    max: 10_000,
+                },
+                "Authenticated requests sent during the drill (1-10000).",
+            )
+            .default(Default::Int(20)),
+            OptionSpec::new(
+                "interval_ms",
+                Kind::Int {
+                    min: 0,
+                    max: 10_000,
+                },
+                "Pause between drill requests in milliseconds.",
+            )
+            .default(Default::Int(100)),
+            OptionSpec::new(
+                "timeout",
+                Kind::Int { min: 1, max: 3600 },
+                "Seconds allowed for each wait (apiserver stop, readiness after restore).",
+            )
+            .default(Default::Int(120)),
+            OptionSpec::new(
+                "manifests_dir",
+                Kind::Path,
+                "kubelet's static pod directory.",
+            )
+            .default(Default::Str("/etc/kubernetes/manifests")),
+            OptionSpec::new(
+                "drill_park_dir",
+                Kind::Path,
+                "Where the manifest waits during the drill; must be outside O(manifests_dir).",
+            )
+            .default(Default::Str("/etc/kubernetes/manifests-kubeha-drill")),
+            OptionSpec::new("local_health_url", Kind::Str, LOCAL_HEALTH_URL_DOC),
+        ],
+    };
+    type Plan = Plan;
+    type Applied = Verified;
+
+    fn from_options(o: &Options) -> Result<Self> {
+        let endpoint = Endpoint::parse(&o.string("endpoint")?, "endpoint")?;
+        let drill = match o.string("drill")?.as_str() {
             "local_apiserver" => Drill::LocalApiserver,
             _ => Drill::None,
         };
-        let requests = o.int_or("requests", 20, 1, 10_000)? as u32;
-        let interval = Duration::from_millis(o.int_or("interval_ms", 100, 0, 10_000)? as u64);
-        let timeout = Duration::from_secs(o.int_or("timeout", 120, 1, 3600)? as u64);
-        let manifests_dir =
-            PathBuf::from(o.string_or("manifests_dir", "/etc/kubernetes/manifests")?);
-        let park_dir =
-            PathBuf::from(o.string_or("drill_park_dir", "/etc/kubernetes/manifests-kubeha-drill")?);
+        let manifests_dir = o.path("manifests_dir")?;
+        let park_dir = o.path("drill_park_dir")?;
         if park_dir.starts_with(&manifests_dir) {
             return Err(Error::option(
                 "drill_park_dir",
@@ -88,60 +143,73 @@ impl HaVerify {
             ));
         }
         let local_health_url = o
-            .string("local_health_url")?
+            .opt_string("local_health_url")?
             .map(|u| {
                 HealthUrl::parse(&u).map_err(|e| Error::option("local_health_url", e.to_string()))
             })
             .transpose()?;
-        o.finish()?;
         Ok(HaVerify {
             endpoint,
-            ca_cert_path,
-            kubeconfig,
+            ca_cert_path: o.path("ca_cert_path")?,
+            kubeconfig: o.path("kubeconfig")?,
             drill,
-            requests,
-            interval,
-            timeout,
+            requests: o.int("requests")? as u32,
+            interval: Duration::from_millis(o.int("interval_ms")? as u64),
+            timeout: Duration::from_secs(o.int("timeout")? as u64),
             manifests_dir,
             park_dir,
             local_health_url,
         })
     }
 
-    fn park_paths(&self) -> ParkPaths {
-        ParkPaths::new(&self.manifests_dir, &self.park_dir, "kube-apiserver.yaml")
+    fn plan(&self) -> Result<Plan> {
+        Ok(Plan {
+            leftover: park::restore_leftover(&self.park_paths(), true)?,
+        })
     }
 
-    pub fn run(&self, check_mode: bool) -> Result<ModuleOutput> {
-        let mut out = ModuleOutput::new(false, "");
+    fn apply(&self, plan: &Plan, check_mode: bool) -> Result<Verified> {
         // A drill killed before it could restore the apiserver manifest is repaired first.
-        let leftover = park::restore_leftover(&self.park_paths(), check_mode)?;
-        if let Some(what) = &leftover {
+        let leftover = match (&plan.leftover, check_mode) {
+            (Some(_), false) => park::restore_leftover(&self.park_paths(), false)?,
+            _ => plan.leftover.clone(),
+        };
+        let probe = Prober::new(self)?;
+        if let Err(e) = probe.readyz() {
+            return Err(Error::remote(self.endpoint.url(), format!("/readyz: {e}")));
+        }
+        if let Err(e) = probe.authenticated() {
+            return Err(Error::remote(
+                self.endpoint.url(),
+                format!("authenticated GET: {e}"),
+            ));
+        }
+        let drill = if self.drill == Drill::None || check_mode {
+            None
+        } else {
+            Some(self.drill(probe)?)
+        };
+        Ok(Verified { leftover, drill })
+    }
+
+    fn report(&self, _plan: Plan, verified: Verified, check_mode: bool) -> ModuleOutput {
+        let mut out = ModuleOutput::new(false, "");
+        if let Some(what) = &verified.leftover {
             out.changed = true;
             out.warnings.push(what.clone());
         }
         out.set(
             "restored_leftover",
-            leftover.clone().map(Value::String).unwrap_or(Value::Null),
+            verified
+                .leftover
+                .clone()
+                .map(Value::String)
+                .unwrap_or(Value::Null),
         );
-
-        let probe = Prober::new(self)?;
         out.set("endpoint", self.endpoint.to_string());
-        let readyz = probe.readyz();
-        out.set("readyz", readyz.clone().unwrap_or_else(|e| e.clone()));
-        let auth = probe.authenticated();
-        out.set("authenticated", auth.is_ok());
-        match (&readyz, &auth) {
-            (Ok(_), Ok(_)) => {}
-            (Err(e), _) => return Err(Error::remote(self.endpoint.url(), format!("/readyz: {e}"))),
-            (_, Err(e)) => {
-                return Err(Error::remote(
-                    self.endpoint.url(),
-                    format!("authenticated GET: {e}"),
-                ))
-            }
-        }
-        if self.drill == Drill::None || check_mode {
+        out.set("readyz", "ok");
+        out.set("authenticated", true);
+        let Some(d) = verified.drill else {
             out.msg = format!(
                 "{} serves the API: certificate verified against {} for host {}, /readyz ok, authenticated GET ok{}",
                 self.endpoint,
@@ -149,9 +217,36 @@ impl HaVerify {
                 self.endpoint.host(),
                 if check_mode && self.drill != Drill::None { " (check mode: no drill)" } else { "" }
             );
-            return Ok(out);
-        }
-        self.drill(probe, out)
+            return out;
+        };
+        let stats = &d.stats;
+        out.changed = true;
+        out.set("restored", true);
+        out.set("requests_ok", stats.ok);
+        out.set("requests_failed", stats.failed);
+        out.set("latency_ms", stats.latency_json());
+        out.set(
+            "apiserver_stopped_seconds",
+            (d.stopped_seconds * 1000.0).round() / 1000.0,
+        );
+        out.set("pid_before", d.pid_before);
+        out.set("failures", json!([]));
+        out.msg = format!(
+            "drill passed: with the local kube-apiserver stopped, {}/{} authenticated requests through {} succeeded; the apiserver was back and ready after {:.1}s",
+            stats.ok,
+            stats.ok + stats.failed,
+            self.endpoint,
+            d.stopped_seconds
+        );
+        out
+    }
+}
+
+const LOCAL_HEALTH_URL_DOC: &str = "Override of the local apiserver's C(/readyz) URL; its port also picks the local process when several run.";
+
+impl HaVerify {
+    fn park_paths(&self) -> ParkPaths {
+        ParkPaths::new(&self.manifests_dir, &self.park_dir, "kube-apiserver.yaml")
     }
 
     fn local_target(&self, p: Option<&process::Process>) -> Result<HealthTarget> {
@@ -183,7 +278,9 @@ impl HaVerify {
         }
     }
 
-    fn drill(&self, probe: Prober, mut out: ModuleOutput) -> Result<ModuleOutput> {
+    /// Park the local apiserver's manifest, probe the endpoint while it is down, always put it
+    /// back and wait until it is ready; any failed request fails the drill.
+    fn drill(&self, probe: Prober) -> Result<DrillOutcome> {
         let old = self.local_apiserver()?.ok_or_else(|| {
             Error::Refused("no kube-apiserver process runs on this host; the drill needs a control-plane host with a running apiserver".into())
         })?;
@@ -194,8 +291,6 @@ impl HaVerify {
         let outcome = self.hold_down_and_probe(&probe, &old, &local, deadline);
         // Always put the manifest back, whatever happened.
         let restored = parked.restore();
-        out.changed = true;
-        out.set("restored", restored.is_ok());
         let ready = match &restored {
             Ok(()) => self.wait_ready_again(&local, Instant::now() + self.timeout),
             Err(e) => Err(Error::Refused(format!(
@@ -216,25 +311,6 @@ impl HaVerify {
             }
         };
         let back_at = ready?;
-        let stopped_seconds = back_at.duration_since(stats.stopped_at).as_secs_f64();
-        out.set("requests_ok", stats.ok);
-        out.set("requests_failed", stats.failed);
-        out.set("latency_ms", stats.latency_json());
-        out.set(
-            "apiserver_stopped_seconds",
-            (stopped_seconds * 1000.0).round() / 1000.0,
-        );
-        out.set("pid_before", old.pid);
-        out.set(
-            "failures",
-            Value::Array(
-                stats
-                    .errors
-                    .iter()
-                    .map(|e| Value::String(e.clone()))
-                    .collect(),
-            ),
-        );
         if stats.failed > 0 {
             return Err(Error::Refused(format!(
                 "drill: {} of {} requests through {} failed while the local apiserver was down (first: {}); the apiserver was restored and is ready",
@@ -244,14 +320,11 @@ impl HaVerify {
                 stats.errors.first().cloned().unwrap_or_default()
             )));
         }
-        out.msg = format!(
-            "drill passed: with the local kube-apiserver stopped, {}/{} authenticated requests through {} succeeded; the apiserver was back and ready after {:.1}s",
-            stats.ok,
-            stats.ok + stats.failed,
-            self.endpoint,
-            stopped_seconds
-        );
-        Ok(out)
+        Ok(DrillOutcome {
+            stopped_seconds: back_at.duration_since(stats.stopped_at).as_secs_f64(),
+            stats,
+            pid_before: old.pid,
+        })
     }
 
     fn hold_down_and_probe(

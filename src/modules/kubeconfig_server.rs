@@ -1,0 +1,139 @@
+//! `kubeha.control_plane.kubeconfig_server`: set the `server:` of one cluster of a kubeconfig (the
+//! named one, or the current context's), changing no other byte. The diff never shows key
+//! material. Docs: the sidecar `kubeconfig_server.yml`.
+
+use crate::diff::FileDiff;
+use crate::endpoint::ServerUrl;
+use crate::error::Result;
+use crate::file_change::{self, Target};
+use crate::kubeconfig::{self, Kubeconfig};
+use crate::options::{Default, Kind, ModuleSpec, OptionSpec, Options};
+use crate::protocol::{Module, ModuleOutput};
+use serde_json::json;
+use std::path::PathBuf;
+
+pub struct KubeconfigServer {
+    path: PathBuf,
+    server: String,
+    cluster: Option<String>,
+    backup: bool,
+}
+
+/// The file as read, the cluster chosen, and the new text when the server changes.
+pub struct Plan {
+    target: Target,
+    cluster: String,
+    server_before: String,
+    new_text: Option<String>,
+    reasons: Vec<String>,
+}
+
+impl Module for KubeconfigServer {
+    const SPEC: &'static ModuleSpec = &ModuleSpec {
+        name: "kubeconfig_server",
+        options: &[
+            OptionSpec::new("path", Kind::Path, "The kubeconfig file. Symlinks are followed.")
+                .required(),
+            OptionSpec::new(
+                "server",
+                Kind::Str,
+                "The new server, an C(https://host:port) URL (IPv6 in brackets).",
+            )
+            .required(),
+            OptionSpec::new(
+                "cluster",
+                Kind::Str,
+                "Name of the cluster entry to change. Required when the file has several clusters and no current-context.",
+            ),
+            OptionSpec::new(
+                "backup",
+                Kind::Bool,
+                "Keep a copy of the original file next to it with Ansible's backup naming.",
+            )
+            .default(Default::Bool(true)),
+        ],
+    };
+    type Plan = Plan;
+    type Applied = Option<PathBuf>;
+
+    fn from_options(o: &Options) -> Result<Self> {
+        let server = o.string("server")?;
+        ServerUrl::parse(&server, "server")?;
+        Ok(KubeconfigServer {
+            path: o.path("path")?,
+            server,
+            cluster: o.opt_string("cluster")?,
+            backup: o.bool("backup")?,
+        })
+    }
+
+    fn plan(&self) -> Result<Plan> {
+        let target = file_change::read_target(&self.path)?;
+        let config = Kubeconfig::parse(&target.text, &self.path)?;
+        let chosen = config.resolve_cluster(self.cluster.as_deref())?;
+        let (cluster, server_before) = (chosen.name.clone(), chosen.server.clone());
+        let new_text = kubeconfig::rewrite_server(
+            &target.text,
+            &self.path,
+            self.cluster.as_deref(),
+            &self.server,
+        )?;
+        let reasons = match new_text {
+            Some(_) => vec![format!(
+                "cluster {cluster:?} uses {server_before}, wanted {}",
+                self.server
+            )],
+            None => Vec::new(),
+        };
+        Ok(Plan {
+            target,
+            cluster,
+            server_before,
+            new_text,
+            reasons,
+        })
+    }
+
+    /// The backup file, when one was written.
+    fn apply(&self, plan: &Plan, check_mode: bool) -> Result<Option<PathBuf>> {
+        match &plan.new_text {
+            Some(text) => file_change::apply(&plan.target, text, check_mode, self.backup),
+            None => Ok(None),
+        }
+    }
+
+    fn report(&self, plan: Plan, backup_file: Option<PathBuf>, check_mode: bool) -> ModuleOutput {
+        let path = self.path.display().to_string();
+        let mut out = ModuleOutput::new(plan.new_text.is_some(), "");
+        out.set("path", path.clone());
+        out.set("cluster", plan.cluster.clone());
+        out.set("server_before", plan.server_before.clone());
+        out.set("server_after", self.server.clone());
+        out.set("reasons", json!(plan.reasons));
+        let Some(new_text) = &plan.new_text else {
+            out.msg = format!(
+                "cluster {:?} in {path} already uses {}",
+                plan.cluster, self.server
+            );
+            return out;
+        };
+        out.msg = format!(
+            "{} {path}: {}",
+            if check_mode {
+                "would update"
+            } else {
+                "updated"
+            },
+            plan.reasons.join("; ")
+        );
+        if let Some(b) = backup_file {
+            out.set("backup_file", b.display().to_string());
+        }
+        out.diffs.push(FileDiff::new(
+            &path,
+            kubeconfig::redacted(&plan.target.text),
+            kubeconfig::redacted(new_text),
+        ));
+        out
+    }
+}
