@@ -117,6 +117,8 @@ pub struct ServerUrl {
     pub port: u16,
     /// The path after the authority, `""` when none.
     pub path: String,
+    /// The URL as given: what is written into a kubeconfig, byte for byte.
+    given: String,
 }
 
 impl ServerUrl {
@@ -144,7 +146,19 @@ impl ServerUrl {
         };
         let host = Host::parse(host_text, what)?;
         let path = if path == "/" { "" } else { path }.to_string();
-        Ok(ServerUrl { host, port, path })
+        Ok(ServerUrl {
+            host,
+            port,
+            path,
+            given: text.to_string(),
+        })
+    }
+}
+
+impl ServerUrl {
+    /// The URL exactly as the user wrote it.
+    pub fn as_given(&self) -> &str {
+        &self.given
     }
 }
 

@@ -13,27 +13,25 @@
 //!   [`KubeadmConfig::cert_sans`], [`KubeadmConfig::cluster_name`],
 //!   [`KubeadmConfig::service_subnet`], [`KubeadmConfig::dns_domain`],
 //!   [`KubeadmConfig::advertise_address`], [`KubeadmConfig::node_name`];
-//! - [`plan_endpoint_and_sans`]`(text, origin, endpoint, sans)`: the pure decision, with the
+//! - [`plan_endpoint_and_sans`]`(config, endpoint, sans)`: the pure decision, with the
 //!   reasons for each change and the new text (`None` when nothing changes);
-//! - [`normalize_san`]: a SAN as it is compared and written (IPs canonical, names lowercase).
 
-use crate::endpoint::{is_dns_name, Endpoint};
+use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::yamledit::{self, Seg};
+use crate::pki::san::San;
+use crate::yamledit::{self, Seg, YamlText};
 use serde_yaml_ng::Value;
-use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The kubeadm API versions this module edits.
 pub const SUPPORTED_API_VERSIONS: [&str; 2] = ["kubeadm.k8s.io/v1beta3", "kubeadm.k8s.io/v1beta4"];
 
-/// A parsed kubeadm configuration.
+/// A parsed kubeadm configuration: the text parsed once, and where its documents are.
 #[derive(Debug, Clone)]
 pub struct KubeadmConfig {
-    origin: PathBuf,
+    yaml: YamlText,
     cluster_doc: usize,
-    cluster: Value,
-    init: Option<Value>,
+    init_doc: Option<usize>,
 }
 
 fn str_at(value: &Value, path: &[&str]) -> Option<String> {
@@ -54,8 +52,14 @@ impl KubeadmConfig {
     }
 
     pub fn parse(text: &str, origin: &Path) -> Result<KubeadmConfig> {
-        let docs = yamledit::parse_documents(text, origin)?;
+        KubeadmConfig::from_yaml(YamlText::parse(text, origin)?)
+    }
+
+    /// Find the ClusterConfiguration (and InitConfiguration) among the documents of `yaml`.
+    pub fn from_yaml(yaml: YamlText) -> Result<KubeadmConfig> {
+        let origin = yaml.origin();
         let kind_of = |v: &Value| str_at(v, &["kind"]);
+        let docs = yaml.docs();
         let cluster_doc = docs
             .iter()
             .position(|(_, v)| kind_of(v).as_deref() == Some("ClusterConfiguration"))
@@ -65,8 +69,7 @@ impl KubeadmConfig {
                     "has no document with `kind: ClusterConfiguration`; point `path` at the kubeadm config kubespray writes (/etc/kubernetes/kubeadm-config.yaml)",
                 )
             })?;
-        let cluster = docs[cluster_doc].1.clone();
-        let api_version = str_at(&cluster, &["apiVersion"]).unwrap_or_default();
+        let api_version = str_at(&docs[cluster_doc].1, &["apiVersion"]).unwrap_or_default();
         if !SUPPORTED_API_VERSIONS.contains(&api_version.as_str()) {
             return Err(Error::content(
                 origin,
@@ -77,20 +80,32 @@ impl KubeadmConfig {
                 ),
             ));
         }
-        let init = docs
+        let init_doc = docs
             .iter()
-            .find(|(_, v)| kind_of(v).as_deref() == Some("InitConfiguration"))
-            .map(|(_, v)| v.clone());
+            .position(|(_, v)| kind_of(v).as_deref() == Some("InitConfiguration"));
         Ok(KubeadmConfig {
-            origin: origin.to_path_buf(),
+            yaml,
             cluster_doc,
-            cluster,
-            init,
+            init_doc,
         })
     }
 
+    /// The ClusterConfiguration document.
+    fn cluster(&self) -> &Value {
+        &self.yaml.docs()[self.cluster_doc].1
+    }
+
+    /// The InitConfiguration document, when there is one.
+    fn init(&self) -> Option<&Value> {
+        self.init_doc.map(|i| &self.yaml.docs()[i].1)
+    }
+
+    pub fn yaml(&self) -> &YamlText {
+        &self.yaml
+    }
+
     pub fn origin(&self) -> &Path {
-        &self.origin
+        self.yaml.origin()
     }
 
     /// Index of the ClusterConfiguration among the file's documents (see [`yamledit::documents`]).
@@ -99,16 +114,16 @@ impl KubeadmConfig {
     }
 
     pub fn api_version(&self) -> String {
-        str_at(&self.cluster, &["apiVersion"]).unwrap_or_default()
+        str_at(self.cluster(), &["apiVersion"]).unwrap_or_default()
     }
 
     pub fn control_plane_endpoint(&self) -> Option<String> {
-        str_at(&self.cluster, &["controlPlaneEndpoint"]).filter(|s| !s.is_empty())
+        str_at(self.cluster(), &["controlPlaneEndpoint"]).filter(|s| !s.is_empty())
     }
 
     pub fn cert_sans(&self) -> Vec<String> {
         let path = [Seg::key("apiServer"), Seg::key("certSANs")];
-        match yamledit::get(&self.cluster, &path) {
+        match yamledit::get(self.cluster(), &path) {
             Some(Value::Sequence(items)) => items
                 .iter()
                 .filter_map(|v| match v {
@@ -125,57 +140,34 @@ impl KubeadmConfig {
 
     /// `clusterName`, kubeadm's default `kubernetes` when unset.
     pub fn cluster_name(&self) -> String {
-        str_at(&self.cluster, &["clusterName"]).unwrap_or_else(|| "kubernetes".into())
+        str_at(self.cluster(), &["clusterName"]).unwrap_or_else(|| "kubernetes".into())
     }
 
     /// `networking.serviceSubnet`, kubeadm's default `10.96.0.0/12` when unset.
     pub fn service_subnet(&self) -> String {
-        str_at(&self.cluster, &["networking", "serviceSubnet"])
+        str_at(self.cluster(), &["networking", "serviceSubnet"])
             .unwrap_or_else(|| "10.96.0.0/12".into())
     }
 
     /// `networking.dnsDomain`, kubeadm's default `cluster.local` when unset.
     pub fn dns_domain(&self) -> String {
-        str_at(&self.cluster, &["networking", "dnsDomain"])
+        str_at(self.cluster(), &["networking", "dnsDomain"])
             .unwrap_or_else(|| "cluster.local".into())
     }
 
     /// InitConfiguration `localAPIEndpoint.advertiseAddress` (absent in the ConfigMap's copy).
     pub fn advertise_address(&self) -> Option<String> {
-        self.init
+        self.init()
             .as_ref()
             .and_then(|v| str_at(v, &["localAPIEndpoint", "advertiseAddress"]))
     }
 
     /// InitConfiguration `nodeRegistration.name`.
     pub fn node_name(&self) -> Option<String> {
-        self.init
+        self.init()
             .as_ref()
             .and_then(|v| str_at(v, &["nodeRegistration", "name"]))
     }
-}
-
-/// A SAN as compared and written: IP addresses in canonical form, DNS names in lowercase
-/// (`*.` wildcards allowed). `option` names the option in errors.
-pub fn normalize_san(san: &str, option: &str) -> Result<String> {
-    let san = san.trim();
-    if let Ok(ip) = san.parse::<IpAddr>() {
-        return Ok(ip.to_string());
-    }
-    let name = san.strip_prefix("*.").unwrap_or(san);
-    if is_dns_name(name) {
-        return Ok(san.to_ascii_lowercase());
-    }
-    if san.starts_with('[') || san.contains(':') {
-        return Err(Error::option(
-            option,
-            format!("{san:?} is not a valid SAN: write IPv6 addresses without brackets and without a port (e.g. fd00::1), names without a port"),
-        ));
-    }
-    Err(Error::option(
-        option,
-        format!("{san:?} is neither an IP address nor a valid DNS name"),
-    ))
 }
 
 /// The decision for a kubeadm config: what is there, what should be, and why.
@@ -193,46 +185,48 @@ pub struct EndpointPlan {
 }
 
 /// Decide (pure): set ClusterConfiguration `controlPlaneEndpoint` to `endpoint` and make
-/// `apiServer.certSANs` contain every one of `sans` (missing ones appended, existing kept).
+/// `apiServer.certSANs` contain every one of `sans` (missing ones appended, existing kept). The
+/// config was parsed once; each edit's result is parsed once, by its re-parse check.
 pub fn plan_endpoint_and_sans(
-    text: &str,
-    origin: &Path,
+    config: &KubeadmConfig,
     endpoint: &Endpoint,
-    sans: &[String],
+    sans: &[San],
 ) -> Result<EndpointPlan> {
-    let config = KubeadmConfig::parse(text, origin)?;
     let wanted_endpoint = endpoint.to_string();
     let endpoint_before = config.control_plane_endpoint();
     let sans_before = config.cert_sans();
+    // What is there, compared in canonical form (an entry that is no valid SAN as written).
     let present: Vec<String> = sans_before
         .iter()
-        .map(|s| normalize_san(s, "cert_sans").unwrap_or_else(|_| s.clone()))
+        .map(|s| San::parse(s).map_or_else(|_| s.clone(), |san| san.canonical()))
         .collect();
     let mut missing: Vec<String> = Vec::new();
     for san in sans {
-        let n = normalize_san(san, "cert_sans")?;
+        let n = san.canonical();
         if !present.contains(&n) && !missing.contains(&n) {
             missing.push(n);
         }
     }
     let mut reasons = Vec::new();
     let doc = config.cluster_doc();
-    let mut current = text.to_string();
+    let mut current: Option<YamlText> = None;
     if endpoint_before.as_deref() != Some(wanted_endpoint.as_str()) {
         reasons.push(match &endpoint_before {
             Some(old) => format!("controlPlaneEndpoint is {old}, wanted {wanted_endpoint}"),
             None => format!("controlPlaneEndpoint is not set, wanted {wanted_endpoint}"),
         });
         let path = [Seg::key("controlPlaneEndpoint")];
-        if let Some(t) = yamledit::set_scalar(&current, origin, doc, &path, &wanted_endpoint)? {
-            current = t;
+        let input = current.as_ref().unwrap_or(config.yaml());
+        if let Some(t) = yamledit::set_scalar(input, doc, &path, &wanted_endpoint)? {
+            current = Some(t);
         }
     }
     if !missing.is_empty() {
         reasons.push(format!("apiServer.certSANs lacks {}", missing.join(", ")));
         let path = [Seg::key("apiServer"), Seg::key("certSANs")];
-        if let Some(t) = yamledit::ensure_list_items(&current, origin, doc, &path, &missing)? {
-            current = t;
+        let input = current.as_ref().unwrap_or(config.yaml());
+        if let Some(t) = yamledit::ensure_list_items(input, doc, &path, &missing)? {
+            current = Some(t);
         }
     }
     let mut sans_after = sans_before.clone();
@@ -246,7 +240,7 @@ pub fn plan_endpoint_and_sans(
         new_text: if reasons.is_empty() {
             None
         } else {
-            Some(current)
+            Some(current.map_or_else(|| config.yaml().text().to_string(), YamlText::into_text))
         },
         reasons,
     })
@@ -255,6 +249,10 @@ pub fn plan_endpoint_and_sans(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sans(items: &[&str]) -> Vec<San> {
+        items.iter().map(|s| San::parse(s).unwrap()).collect()
+    }
 
     const V3: &str = "apiVersion: kubeadm.k8s.io/v1beta3\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: 10.0.0.11\n  bindPort: 6443\nnodeRegistration:\n  name: master1\n---\napiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nclusterName: cluster.local\ncontrolPlaneEndpoint: 10.0.0.11:6443\nnetworking:\n  serviceSubnet: 10.233.0.0/18\napiServer:\n  certSANs:\n  - kubernetes\n  - 10.0.0.11\n---\nkind: KubeletConfiguration\n";
 
@@ -275,13 +273,9 @@ mod tests {
     #[test]
     fn plan_changes_only_the_two_fields() {
         let e = Endpoint::parse("10.0.0.10:6443", "x").unwrap();
-        let plan = plan_endpoint_and_sans(
-            V3,
-            Path::new("k.yaml"),
-            &e,
-            &["10.0.0.10".into(), "KUBERNETES".into()],
-        )
-        .unwrap();
+        let config = KubeadmConfig::parse(V3, Path::new("k.yaml")).unwrap();
+        let plan =
+            plan_endpoint_and_sans(&config, &e, &sans(&["10.0.0.10", "KUBERNETES"])).unwrap();
         assert_eq!(plan.reasons.len(), 2, "{:?}", plan.reasons);
         let t = plan.new_text.unwrap();
         assert_eq!(
@@ -293,9 +287,39 @@ mod tests {
             .replace("  - 10.0.0.11\n", "  - 10.0.0.11\n  - 10.0.0.10\n")
         );
         // applied, the plan finds nothing more to do
-        let again =
-            plan_endpoint_and_sans(&t, Path::new("k.yaml"), &e, &["10.0.0.10".into()]).unwrap();
+        let config = KubeadmConfig::parse(&t, Path::new("k.yaml")).unwrap();
+        let again = plan_endpoint_and_sans(&config, &e, &sans(&["10.0.0.10"])).unwrap();
         assert!(again.new_text.is_none() && again.reasons.is_empty());
+    }
+
+    /// Parse once: the file once, then each of the two edits' results once (their re-parse
+    /// checks), where the text-passing version parsed it 14 times (seven calls of two parses).
+    #[test]
+    fn a_plan_parses_the_file_once_and_each_edit_once() {
+        use crate::yamledit::documents_parses;
+        let e = Endpoint::parse("10.0.0.10:6443", "x").unwrap();
+        let before = documents_parses();
+        let config = KubeadmConfig::parse(V3, Path::new("k.yaml")).unwrap();
+        let plan = plan_endpoint_and_sans(&config, &e, &sans(&["10.0.0.10"])).unwrap();
+        assert_eq!(plan.reasons.len(), 2);
+        assert_eq!(documents_parses() - before, 3);
+    }
+
+    /// One SAN type: a bracketed IPv6 SAN (as `apiserver_cert` takes it) goes into certSANs in
+    /// kubeadm's form, and an IPv4-mapped or upper-case spelling of a present SAN is no change.
+    #[test]
+    fn sans_are_compared_and_written_in_canonical_form() {
+        let e = Endpoint::parse("10.0.0.11:6443", "x").unwrap();
+        let config = KubeadmConfig::parse(V3, Path::new("k.yaml")).unwrap();
+        let plan =
+            plan_endpoint_and_sans(&config, &e, &sans(&["[FD00::10]", "Kubernetes."])).unwrap();
+        assert_eq!(plan.reasons, vec!["apiServer.certSANs lacks fd00::10"]);
+        assert!(plan
+            .new_text
+            .unwrap()
+            .contains("  - 10.0.0.11\n  - fd00::10\n"));
+        let plan = plan_endpoint_and_sans(&config, &e, &sans(&["::ffff:10.0.0.11"])).unwrap();
+        assert!(plan.new_text.is_none(), "{:?}", plan.reasons);
     }
 
     #[test]

@@ -12,13 +12,14 @@
 //! - [`Kubeconfig::current_user`] and [`Kubeconfig::client_credentials`] (client cert and key PEM
 //!   from `*-data` or from files relative to the kubeconfig, for mTLS only), [`Kubeconfig::token`];
 //! - [`Kubeconfig::ca_pem`]`(cluster)` (the CA from `certificate-authority-data` or its file);
-//! - [`rewrite_server`]`(text, origin, cluster, server)` (pure, `Ok(None)` when already set);
+//! - [`Kubeconfig::with_server`]`(cluster, server)`: the text with that server (pure, `Ok(None)`
+//!   when already set), edited on the text parsed once;
 //! - [`redacted`]`(text)`: the text with every `*-data`, `token` and `password` value replaced by
 //!   `<redacted>`, for diffs.
 
 use crate::endpoint::ServerUrl;
 use crate::error::{Error, Result};
-use crate::yamledit::{self, Seg};
+use crate::yamledit::{self, Seg, YamlText};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 use std::fmt;
@@ -229,9 +230,12 @@ struct RawUser {
     auth_provider: Option<Value>,
 }
 
-/// A parsed kubeconfig.
+/// A parsed kubeconfig: its text parsed once, and the clusters, contexts and users read from it.
 #[derive(Debug, Clone)]
 pub struct Kubeconfig {
+    yaml: YamlText,
+    /// The document holding the config (the first one that is not empty).
+    doc: usize,
     origin: PathBuf,
     clusters: Vec<Cluster>,
     contexts: Vec<Context>,
@@ -250,6 +254,23 @@ fn decode_base64(data: &str, origin: &Path, field: &str, owner: &str) -> Result<
 }
 
 impl Kubeconfig {
+    /// The text with the server of cluster `cluster` (or of the current context's cluster) set
+    /// to `server`, every other byte kept. Pure: `Ok(None)` when it already is `server`.
+    pub fn with_server(&self, cluster: Option<&str>, server: &ServerUrl) -> Result<Option<String>> {
+        let target = self.resolve_cluster(cluster)?;
+        let server = server.as_given();
+        if target.server == server {
+            return Ok(None);
+        }
+        let path = [
+            Seg::key("clusters"),
+            Seg::Item(target.index),
+            Seg::key("cluster"),
+            Seg::key("server"),
+        ];
+        Ok(yamledit::set_scalar(&self.yaml, self.doc, &path, server)?.map(YamlText::into_text))
+    }
+
     /// Read and parse a kubeconfig file.
     pub fn load(path: &Path) -> Result<Kubeconfig> {
         let text = crate::fsio::read_text(path)?;
@@ -258,11 +279,22 @@ impl Kubeconfig {
 
     /// Parse kubeconfig text; `origin` names the file in errors and anchors relative paths.
     pub fn parse(text: &str, origin: &Path) -> Result<Kubeconfig> {
-        let docs = yamledit::parse_documents(text, origin)?;
-        let doc = docs
-            .into_iter()
-            .map(|(_, v)| v)
-            .find(|v| !v.is_null())
+        Kubeconfig::from_yaml(YamlText::parse(text, origin)?)
+    }
+
+    /// Read the config from the first non-empty document of `yaml`.
+    pub fn from_yaml(yaml: YamlText) -> Result<Kubeconfig> {
+        let origin = yaml.origin().to_path_buf();
+        let origin = origin.as_path();
+        let doc_index = yaml
+            .docs()
+            .iter()
+            .position(|(_, v)| !v.is_null())
+            .unwrap_or(0);
+        let doc = yaml
+            .docs()
+            .get(doc_index)
+            .map(|(_, v)| v.clone())
             .unwrap_or(Value::Null);
         let raw: RawConfig = if doc.is_null() {
             RawConfig::default()
@@ -358,6 +390,8 @@ impl Kubeconfig {
         }
         Ok(Kubeconfig {
             origin: origin.to_path_buf(),
+            yaml,
+            doc: doc_index,
             clusters,
             contexts,
             users,
@@ -536,33 +570,6 @@ impl Kubeconfig {
     }
 }
 
-/// Set the server of cluster `cluster` (or of the current context's cluster) in kubeconfig
-/// `text`. Pure: returns the new text, or `Ok(None)` when the server is already `server`.
-pub fn rewrite_server(
-    text: &str,
-    origin: &Path,
-    cluster: Option<&str>,
-    server: &str,
-) -> Result<Option<String>> {
-    ServerUrl::parse(server, "server")?;
-    let config = Kubeconfig::parse(text, origin)?;
-    let target = config.resolve_cluster(cluster)?;
-    if target.server == server {
-        return Ok(None);
-    }
-    let doc = yamledit::parse_documents(text, origin)?
-        .iter()
-        .position(|(_, v)| !v.is_null())
-        .unwrap_or(0);
-    let path = [
-        Seg::key("clusters"),
-        Seg::Item(target.index),
-        Seg::key("cluster"),
-        Seg::key("server"),
-    ];
-    yamledit::set_scalar(text, origin, doc, &path, server)
-}
-
 const SECRET_KEYS: [&str; 6] = [
     "client-certificate-data",
     "client-key-data",
@@ -618,6 +625,17 @@ pub fn redacted(text: &str) -> String {
 mod tests {
     use super::*;
 
+    /// What `kubeconfig_server` does: the URL checked once, the text parsed once, then the edit.
+    fn rewrite_server(
+        text: &str,
+        origin: &Path,
+        cluster: Option<&str>,
+        server: &str,
+    ) -> Result<Option<String>> {
+        let server = ServerUrl::parse(server, "server")?;
+        Kubeconfig::parse(text, origin)?.with_server(cluster, &server)
+    }
+
     const TWO: &str = "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: QUJD\n    server: https://10.0.0.11:6443\n  name: kubernetes\n- cluster:\n    server: https://127.0.0.1:6443\n  name: local\ncontexts:\n- context:\n    cluster: kubernetes\n    user: admin\n  name: admin@kubernetes\ncurrent-context: admin@kubernetes\nkind: Config\nusers:\n- name: admin\n  user:\n    client-certificate-data: Q0VSVA==\n    client-key-data: S0VZ\n";
 
     #[test]
@@ -662,6 +680,16 @@ mod tests {
         assert!(rewrite_server(TWO, p, None, "https://10.0.0.11:6443")
             .unwrap()
             .is_none());
+    }
+
+    /// Parse once: the file once and the edit's result once (its re-parse check), where the
+    /// text-passing version parsed it 12 times (six `parse_documents` calls of two parses each).
+    #[test]
+    fn a_server_edit_parses_the_file_once_and_the_result_once() {
+        let before = yamledit::documents_parses();
+        let out = rewrite_server(TWO, Path::new("admin.conf"), None, "https://10.0.0.10:6443");
+        assert!(out.unwrap().is_some());
+        assert_eq!(yamledit::documents_parses() - before, 2);
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub mod proxy;
 
 use crate::kubeadm::KubeadmConfig;
 use crate::kubeconfig::Kubeconfig;
-use crate::yamledit;
+use crate::yamledit::{self, YamlText};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 
@@ -154,19 +154,19 @@ fn kubeadm_fact(path: &Path, warnings: &mut Vec<String>) -> Value {
         }
     };
     // The apiVersion is reported even when the version is one the edit modules refuse.
-    if let Ok(docs) = yamledit::parse_documents(&text, path) {
-        if let Some((_, doc)) = docs.iter().find(|(_, v)| {
+    let parsed = YamlText::parse(text, path).and_then(|yaml| {
+        let cluster = yaml.docs().iter().find(|(_, v)| {
             yamledit::get(v, &[yamledit::Seg::key("kind")]).and_then(|k| k.as_str())
                 == Some("ClusterConfiguration")
+        });
+        if let Some(v) = cluster.and_then(|(_, doc)| {
+            yamledit::get(doc, &[yamledit::Seg::key("apiVersion")]).and_then(|v| v.as_str())
         }) {
-            if let Some(v) =
-                yamledit::get(doc, &[yamledit::Seg::key("apiVersion")]).and_then(|v| v.as_str())
-            {
-                m.insert("api_version".into(), json!(v));
-            }
+            m.insert("api_version".into(), json!(v));
         }
-    }
-    match KubeadmConfig::parse(&text, path) {
+        KubeadmConfig::from_yaml(yaml)
+    });
+    match parsed {
         Ok(c) => {
             m.insert("supported".into(), json!(true));
             m.insert(

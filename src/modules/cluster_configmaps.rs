@@ -19,6 +19,7 @@ use crate::kubeapi::client::{ApiServer, Transport};
 use crate::kubeapi::configmap::{update_key, KeyChange, Outcome};
 use crate::kubeconfig::{self, Kubeconfig};
 use crate::options::{Default, Kind, ModuleSpec, OptionSpec, Options};
+use crate::pki::san::San;
 use crate::protocol::{Module, ModuleOutput};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -30,7 +31,7 @@ pub struct ClusterConfigmaps {
     pub kubeconfig: PathBuf,
     pub api_server: Option<String>,
     pub endpoint: Endpoint,
-    pub cert_sans: Vec<String>,
+    pub cert_sans: Vec<San>,
     pub update_kube_proxy: bool,
     pub update_cluster_info: bool,
     pub update_kubeadm_config: bool,
@@ -118,10 +119,7 @@ impl Module for ClusterConfigmaps {
             &o.string("control_plane_endpoint")?,
             "control_plane_endpoint",
         )?;
-        let cert_sans = o.list("cert_sans")?;
-        for san in &cert_sans {
-            kubeadm::normalize_san(san, "cert_sans")?;
-        }
+        let cert_sans = San::parse_list("cert_sans", &o.list("cert_sans")?)?;
         let backup_dir = o.opt_path("backup_dir")?;
         if let Some(d) = &backup_dir {
             if !d.is_absolute() {
@@ -208,7 +206,7 @@ impl Module for ClusterConfigmaps {
 impl ClusterConfigmaps {
     /// Update (or, in check mode, only decide) each selected ConfigMap, in a fixed order.
     fn update_all(&self, t: &dyn Transport, check_mode: bool) -> Result<Vec<Updated>> {
-        let server = self.endpoint.url();
+        let server = ServerUrl::parse(&self.endpoint.url(), "control_plane_endpoint")?;
         let mut outcomes: Vec<Updated> = Vec::new();
         let save = |ns: &str, name: &str| -> Option<PathBuf> {
             self.backup_dir
@@ -257,7 +255,8 @@ impl ClusterConfigmaps {
 
     fn kubeadm_edit(&self, text: &str) -> Result<KeyChange> {
         let origin = Path::new("kube-system/kubeadm-config ClusterConfiguration");
-        let plan = kubeadm::plan_endpoint_and_sans(text, origin, &self.endpoint, &self.cert_sans)?;
+        let config = kubeadm::KubeadmConfig::parse(text, origin)?;
+        let plan = kubeadm::plan_endpoint_and_sans(&config, &self.endpoint, &self.cert_sans)?;
         Ok(KeyChange {
             new_text: plan.new_text,
             field_before: json!({"controlPlaneEndpoint": plan.endpoint_before, "certSANs": plan.sans_before}),
@@ -267,15 +266,13 @@ impl ClusterConfigmaps {
 }
 
 /// The server edit of an embedded kubeconfig (kube-proxy's, cluster-info's).
-fn server_edit(text: &str, label: &str, server: &str) -> Result<KeyChange> {
-    let origin = Path::new(label);
-    let config = Kubeconfig::parse(text, origin)?;
+fn server_edit(text: &str, label: &str, server: &ServerUrl) -> Result<KeyChange> {
+    let config = Kubeconfig::parse(text, Path::new(label))?;
     let before = config.current_cluster()?.server.clone();
-    let new_text = kubeconfig::rewrite_server(text, origin, None, server)?;
     Ok(KeyChange {
-        new_text,
+        new_text: config.with_server(None, server)?,
         field_before: json!({"server": before}),
-        field_after: json!({"server": server}),
+        field_after: json!({"server": server.as_given()}),
     })
 }
 

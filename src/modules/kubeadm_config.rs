@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::file_change::{self, Target};
 use crate::kubeadm::{self, EndpointPlan};
 use crate::options::{Default, Kind, ModuleSpec, OptionSpec, Options};
+use crate::pki::san::San;
 use crate::protocol::{Module, ModuleOutput};
 use serde_json::json;
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ use std::path::PathBuf;
 pub struct KubeadmConfig {
     path: PathBuf,
     endpoint: Endpoint,
-    cert_sans: Vec<String>,
+    cert_sans: Vec<San>,
     backup: bool,
 }
 
@@ -63,10 +64,7 @@ impl Module for KubeadmConfig {
             &o.string("control_plane_endpoint")?,
             "control_plane_endpoint",
         )?;
-        let cert_sans = o.list("cert_sans")?;
-        for san in &cert_sans {
-            kubeadm::normalize_san(san, "cert_sans")?;
-        }
+        let cert_sans = San::parse_list("cert_sans", &o.list("cert_sans")?)?;
         Ok(KubeadmConfig {
             path: o.path("path")?,
             endpoint,
@@ -77,12 +75,8 @@ impl Module for KubeadmConfig {
 
     fn plan(&self) -> Result<Plan> {
         let target = file_change::read_target(&self.path)?;
-        let decision = kubeadm::plan_endpoint_and_sans(
-            &target.text,
-            &self.path,
-            &self.endpoint,
-            &self.cert_sans,
-        )?;
+        let config = kubeadm::KubeadmConfig::parse(&target.text, &self.path)?;
+        let decision = kubeadm::plan_endpoint_and_sans(&config, &self.endpoint, &self.cert_sans)?;
         Ok(Plan { target, decision })
     }
 

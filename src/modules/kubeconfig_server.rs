@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 pub struct KubeconfigServer {
     path: PathBuf,
-    server: String,
+    server: ServerUrl,
     cluster: Option<String>,
     backup: bool,
 }
@@ -57,11 +57,9 @@ impl Module for KubeconfigServer {
     type Applied = Option<PathBuf>;
 
     fn from_options(o: &Options) -> Result<Self> {
-        let server = o.string("server")?;
-        ServerUrl::parse(&server, "server")?;
         Ok(KubeconfigServer {
             path: o.path("path")?,
-            server,
+            server: ServerUrl::parse(&o.string("server")?, "server")?,
             cluster: o.opt_string("cluster")?,
             backup: o.bool("backup")?,
         })
@@ -72,16 +70,11 @@ impl Module for KubeconfigServer {
         let config = Kubeconfig::parse(&target.text, &self.path)?;
         let chosen = config.resolve_cluster(self.cluster.as_deref())?;
         let (cluster, server_before) = (chosen.name.clone(), chosen.server.clone());
-        let new_text = kubeconfig::rewrite_server(
-            &target.text,
-            &self.path,
-            self.cluster.as_deref(),
-            &self.server,
-        )?;
+        let new_text = config.with_server(self.cluster.as_deref(), &self.server)?;
         let reasons = match new_text {
             Some(_) => vec![format!(
                 "cluster {cluster:?} uses {server_before}, wanted {}",
-                self.server
+                self.server.as_given()
             )],
             None => Vec::new(),
         };
@@ -108,12 +101,13 @@ impl Module for KubeconfigServer {
         out.set("path", path.clone());
         out.set("cluster", plan.cluster.clone());
         out.set("server_before", plan.server_before.clone());
-        out.set("server_after", self.server.clone());
+        out.set("server_after", self.server.as_given());
         out.set("reasons", json!(plan.reasons));
         let Some(new_text) = &plan.new_text else {
             out.msg = format!(
                 "cluster {:?} in {path} already uses {}",
-                plan.cluster, self.server
+                plan.cluster,
+                self.server.as_given()
             );
             return out;
         };

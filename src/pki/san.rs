@@ -1,5 +1,7 @@
-//! Subject alternative names: parsing the operator's list, reading them from a certificate, and
-//! comparing them the way TLS clients do (IP SANs as addresses, DNS SANs case-insensitively).
+//! Subject alternative names, the one SAN type of the crate: parsing the operator's list (IPv6
+//! with or without brackets), reading them from a certificate, comparing them the way TLS clients
+//! do (IP SANs as addresses, DNS SANs case-insensitively), and the canonical form kubeadm's
+//! `certSANs` get.
 
 use crate::error::{Error, Result};
 use openssl::x509::X509Ref;
@@ -44,6 +46,15 @@ impl San {
             }
         }
         Ok(out)
+    }
+
+    /// The form compared and written into kubeadm's `certSANs`: an IP address canonical and
+    /// without brackets, a DNS name in lowercase without a trailing dot.
+    pub fn canonical(&self) -> String {
+        match self {
+            San::Dns(name) => name.trim_end_matches('.').to_ascii_lowercase(),
+            San::Ip(ip) => canonical_ip(*ip).to_string(),
+        }
     }
 
     /// Whether two SANs name the same thing for a TLS client.

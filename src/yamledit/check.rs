@@ -1,23 +1,23 @@
 //! The re-parse check every edit passes before it is returned: the result must parse and differ
 //! from the original only at the edited path.
 
-use super::documents::parse_documents;
+use super::documents::YamlText;
 use super::{path_to_string, Seg};
 use crate::error::{Error, Result};
 use serde_yaml_ng::Value;
-use std::path::Path;
 
 /// Check an edit: `after` must parse; every document but `doc` must be unchanged; in `doc` the
 /// value must equal `expected` (the original with only `path` set). Anything else means the
-/// targeted edit misread the file: refuse rather than write it.
+/// targeted edit misread the file: refuse rather than write it. Returns `after` parsed (its one
+/// parse), ready for the next edit.
 pub fn verify(
-    before: &str,
-    after: &str,
-    origin: &Path,
+    before: &YamlText,
+    after: String,
     doc: usize,
     path: &[Seg],
     expected: &Value,
-) -> Result<()> {
+) -> Result<YamlText> {
+    let origin = before.origin();
     let broken = |what: String| {
         Error::content(
             origin,
@@ -27,13 +27,13 @@ pub fn verify(
             ),
         )
     };
-    let old = parse_documents(before, origin)?;
-    let new = parse_documents(after, origin)
+    let new = YamlText::parse(after, origin)
         .map_err(|e| broken(format!("the result does not parse: {e}")))?;
-    if old.len() != new.len() {
+    let (old, new_docs) = (before.docs(), new.docs());
+    if old.len() != new_docs.len() {
         return Err(broken("the number of documents changed".into()));
     }
-    for (i, ((_, a), (_, b))) in old.iter().zip(new.iter()).enumerate() {
+    for (i, ((_, a), (_, b))) in old.iter().zip(new_docs.iter()).enumerate() {
         if i == doc {
             if b != expected {
                 return Err(broken(format!(
@@ -45,5 +45,5 @@ pub fn verify(
             return Err(broken(format!("document {} changed", i + 1)));
         }
     }
-    Ok(())
+    Ok(new)
 }

@@ -10,9 +10,10 @@
 //! Parts: [`documents`] (document ranges and parsing), [`lines`] (the line editor that finds a
 //! path's span and splices text), [`scalars`] (quoting new values), [`check`] (the re-parse check).
 //!
-//! API (all pure, text in, text out):
+//! API (all pure, parsed text in, parsed text out):
 //! - [`documents`]: byte ranges of the documents of a multi-document text (split at `---` lines);
-//! - [`parse_documents`]: those ranges with their parsed [`Value`]s;
+//! - [`YamlText`]: a text and its documents parsed once ([`parse_documents`]), what the editors
+//!   take and return, so a file is parsed once per module call and each edit's result once;
 //! - [`Seg`] / [`get`]: a path (`apiServer.certSANs`, `clusters[1].cluster.server`) and its value;
 //! - [`set_scalar`]: set a string scalar at a path, inserting the key (and missing parent mappings)
 //!   with the indentation of its siblings; `Ok(None)` when it already has that value;
@@ -29,14 +30,19 @@ mod lines;
 mod scalars;
 
 pub use check::verify;
-pub use documents::{describe_error, documents, parse_documents};
+pub use documents::{describe_error, documents, parse_documents, YamlText};
 pub use scalars::{format_scalar, Quote};
+
+/// Whole-text parses so far on this thread (tests only): the parse-once checks count them.
+#[cfg(test)]
+pub(crate) fn documents_parses() -> usize {
+    documents::PARSES.with(std::cell::Cell::get)
+}
 
 use crate::error::{Error, Result};
 use lines::{apply, fill_empty_parent, nested_block, Editor, Located, MapScope, Shape};
 use scalars::new_list_items;
 use serde_yaml_ng::{Mapping, Value};
-use std::path::Path;
 
 /// One step of a path into a document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,22 +89,20 @@ pub fn get<'a>(value: &'a Value, path: &[Seg]) -> Option<&'a Value> {
     Some(cur)
 }
 
-/// Set the string scalar at `path` in document `doc` of `text` to `value`. Returns `Ok(None)`
+/// Set the string scalar at `path` in document `doc` of `yaml` to `value`; the new text comes back
+/// parsed (the re-parse check's one parse). Returns `Ok(None)`
 /// when it already has that value. Missing keys (and missing parent mappings) are inserted at the
 /// end of their mapping with the indentation of their siblings.
 pub fn set_scalar(
-    text: &str,
-    origin: &Path,
+    yaml: &YamlText,
     doc: usize,
     path: &[Seg],
     value: &str,
-) -> Result<Option<String>> {
-    let docs = parse_documents(text, origin)?;
-    let (range, parsed) = docs
-        .get(doc)
-        .cloned()
-        .ok_or_else(|| Error::content(origin, format!("has no document {}", doc + 1)))?;
-    if get(&parsed, path).and_then(Value::as_str) == Some(value) {
+) -> Result<Option<YamlText>> {
+    let (text, origin) = (yaml.text(), yaml.origin());
+    let (range, parsed) = yaml.doc(doc)?;
+    let range = range.clone();
+    if get(parsed, path).and_then(Value::as_str) == Some(value) {
         return Ok(None);
     }
     let ed = Editor::new(text, origin, range);
@@ -145,26 +149,22 @@ pub fn set_scalar(
     };
     let mut expected = parsed.clone();
     set_value(&mut expected, path, Value::String(value.to_string()));
-    verify(text, &new_text, origin, doc, path, &expected)?;
-    Ok(Some(new_text))
+    verify(yaml, new_text, doc, path, &expected).map(Some)
 }
 
 /// Make the string list at `path` contain every one of `items` (missing ones appended in the
 /// given order; existing entries, their order and their quoting kept). Returns `Ok(None)` when
 /// nothing is missing.
 pub fn ensure_list_items(
-    text: &str,
-    origin: &Path,
+    yaml: &YamlText,
     doc: usize,
     path: &[Seg],
     items: &[String],
-) -> Result<Option<String>> {
-    let docs = parse_documents(text, origin)?;
-    let (range, parsed) = docs
-        .get(doc)
-        .cloned()
-        .ok_or_else(|| Error::content(origin, format!("has no document {}", doc + 1)))?;
-    let existing: Vec<String> = match get(&parsed, path) {
+) -> Result<Option<YamlText>> {
+    let (text, origin) = (yaml.text(), yaml.origin());
+    let (range, parsed) = yaml.doc(doc)?;
+    let range = range.clone();
+    let existing: Vec<String> = match get(parsed, path) {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Sequence(seq)) => seq
             .iter()
@@ -268,14 +268,13 @@ pub fn ensure_list_items(
         }
     };
     let mut expected = parsed.clone();
-    let mut all: Vec<Value> = match get(&parsed, path) {
+    let mut all: Vec<Value> = match get(parsed, path) {
         Some(Value::Sequence(seq)) => seq.clone(),
         _ => Vec::new(),
     };
     all.extend(missing.iter().map(|m| Value::String((*m).clone())));
     set_value(&mut expected, path, Value::Sequence(all));
-    verify(text, &new_text, origin, doc, path, &expected)?;
-    Ok(Some(new_text))
+    verify(yaml, new_text, doc, path, &expected).map(Some)
 }
 
 fn first_flow_item_style(inner: &str) -> Quote {
@@ -315,6 +314,78 @@ fn set_value(root: &mut Value, path: &[Seg], value: Value) {
 mod tests {
     use super::lines::is_empty_flow_map;
     use super::*;
+    use std::path::Path;
+
+    // The editors on a text: parse it (once), edit, hand back the new text.
+    fn set_scalar(
+        text: &str,
+        origin: &Path,
+        doc: usize,
+        path: &[Seg],
+        value: &str,
+    ) -> Result<Option<String>> {
+        let yaml = YamlText::parse(text, origin)?;
+        Ok(super::set_scalar(&yaml, doc, path, value)?.map(YamlText::into_text))
+    }
+
+    fn ensure_list_items(
+        text: &str,
+        origin: &Path,
+        doc: usize,
+        path: &[Seg],
+        items: &[String],
+    ) -> Result<Option<String>> {
+        let yaml = YamlText::parse(text, origin)?;
+        Ok(super::ensure_list_items(&yaml, doc, path, items)?.map(YamlText::into_text))
+    }
+
+    #[test]
+    fn documents_are_matched_to_their_ranges_from_one_parse() {
+        let cases: [(&str, Vec<Value>); 6] = [
+            ("", vec![Value::Null]),
+            ("a: 1\n", vec![serde_yaml_ng::from_str("a: 1").unwrap()]),
+            (
+                "---\na: 1\n",
+                vec![Value::Null, serde_yaml_ng::from_str("a: 1").unwrap()],
+            ),
+            (
+                "# head\n---\na: 1\n---\n# only a comment\n---\nb: 2\n",
+                vec![
+                    Value::Null,
+                    serde_yaml_ng::from_str("a: 1").unwrap(),
+                    Value::Null,
+                    serde_yaml_ng::from_str("b: 2").unwrap(),
+                ],
+            ),
+            (
+                "a: 1\n---\n",
+                vec![serde_yaml_ng::from_str("a: 1").unwrap(), Value::Null],
+            ),
+            (
+                "k: ~\n---\nb: 2\n",
+                vec![
+                    serde_yaml_ng::from_str("k: ~").unwrap(),
+                    serde_yaml_ng::from_str("b: 2").unwrap(),
+                ],
+            ),
+        ];
+        for (text, want) in cases {
+            let before = documents_parses();
+            let docs = parse_documents(text, Path::new("f")).unwrap();
+            let got: Vec<Value> = docs.into_iter().map(|(_, v)| v).collect();
+            assert_eq!(got, want, "{text:?}");
+            assert_eq!(documents_parses() - before, 1, "{text:?}: parsed once");
+        }
+        // A directive does not match up: each range is parsed on its own (a second parse), and
+        // the directive alone is no document, as before the parse-once change.
+        let before = documents_parses();
+        let err = parse_documents("%YAML 1.2\n---\na: 1\n", Path::new("f")).unwrap_err();
+        assert!(
+            err.to_string().contains("is not valid YAML (document 1"),
+            "{err}"
+        );
+        assert_eq!(documents_parses() - before, 2);
+    }
 
     fn p(keys: &[&str]) -> Vec<Seg> {
         keys.iter().map(|k| Seg::key(k)).collect()
