@@ -160,14 +160,14 @@ def main():
                           input=WRAPPER, capture_output=True, text=True, check=True)
     kept = json.loads(proc.stdout)
     subprocess.run(["docker", "exec", args.host, "rm", "-rf", REMOTE_TMP], check=True)
-    pair_tasks = [t for t in keep["tasks"] if t["name"].startswith("pair ")]
+    pair_tasks = [t for t in keep["tasks"] if t["name"].startswith("Pair ")]
     if len(kept) != len(pair_tasks):
         raise SystemExit("modcost: %d kept module dirs for %d tasks" % (len(kept), len(pair_tasks)))
 
     rows = {}
     kept_by_task = dict(zip([t["name"] for t in pair_tasks], kept))
     for task in timing["tasks"]:
-        if not task["name"].startswith("pair "):
+        if not task["name"].startswith("Pair "):
             continue
         pair, side = [part.strip() for part in task["name"][5:].split("|", 1)]
         during = [e for e in sent if task["start"] <= e["ts"] <= task["end"]]
