@@ -147,6 +147,25 @@ def machine():
     }
 
 
+def bed_origin(workdir):
+    """How this run's first bed came up, in up.sh's own words (up.log): installed and kept as a
+    snapshot (the first bring-up of a recipe), started from an existing snapshot, or installed
+    without one."""
+    try:
+        with open(os.path.join(workdir, "up.log"), encoding="utf-8") as handle:
+            lines = [l for l in handle if l.startswith("up.sh: ")]
+    except OSError:
+        return "origin not recorded"
+    first_up = next((i for i, l in enumerate(lines) if l.startswith("up.sh: test bed")), None)
+    if first_up is None:
+        return "origin not recorded"
+    if any(l.startswith("up.sh: no snapshot") for l in lines[:first_up]):
+        return "installed, kept as a snapshot, started from it"
+    if "from snapshot" in lines[first_up]:
+        return "started from its snapshot"
+    return "installed, no snapshot"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default="build/bench")
@@ -255,8 +274,8 @@ def main():
     a("")
     a("Tasks run (task starts, loops counted once): kubeha %d, reference %d. Rollback (`playbooks/rollback.yml`," %
       (task_count(kubeha_t), task_count(ref_t)))
-    a("between the two conversions): %.1f s. Test bed creation (`testbed/up.sh`): %.1f s." %
-      (walls.get("rollback", 0.0), walls.get("testbed_up", 0.0)))
+    a("between the two conversions): %.1f s. Test bed creation (`testbed/up.sh`, %s): %.1f s." %
+      (walls.get("rollback", 0.0), bed_origin(w), walls.get("testbed_up", 0.0)))
     a("")
     for title, timer in (("kubeha `convert.yml`", kubeha_t), ("builtin reference", ref_t)):
         a("Slowest tasks, %s (summed over hosts' batches and includes):" % title)
