@@ -5,12 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 layout=${1:-${LAYOUT:-pinned}}
 shift || true
-case $layout in
-    pinned) inventory=testbed/inventory/pinned.yml ;;
-    kubespray) inventory=testbed/inventory/kubespray.ini ;;
-    legacy) inventory=testbed/inventory/legacy.ini ;;
-    *) echo "convert.sh: unknown layout '$layout'" >&2; exit 2 ;;
-esac
+source testbed/layout.sh
+inventory=$(layout_inventory "$layout" convert.sh)
 [[ -f playbooks/convert.yml ]] || { echo "convert.sh: playbooks/convert.yml missing" >&2; exit 1; }
 export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_CONFIG="$PWD/ansible.cfg"
 start=$SECONDS

@@ -8,12 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 layout=${1:-${LAYOUT:-pinned}}
 product_only=; [[ ${2:-} == --product-only ]] && product_only=1
-case $layout in
-    pinned) inventory=testbed/inventory/pinned.yml ;;
-    kubespray) inventory=testbed/inventory/kubespray.ini ;;
-    legacy) inventory=testbed/inventory/legacy.ini ;;
-    *) echo "drill.sh: unknown layout '$layout'" >&2; exit 2 ;;
-esac
+source testbed/layout.sh
+inventory=$(layout_inventory "$layout" drill.sh)
 export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_CONFIG="$PWD/ansible.cfg"
 start=$SECONDS
 if [[ -f playbooks/drill.yml ]]; then
