@@ -183,3 +183,87 @@ fn bad_options_fail_clearly() {
     }
     assert_same_tree(&before, &fx.snapshot());
 }
+
+/// With `masters`, the pins of an unconverted pinned master: every kubeconfig kubeha converts
+/// names master 1 (fixed by kubeha), plus a planted user kubeconfig, a kubeconfig of an add-on
+/// under /etc and kubespray's artifacts file on the controller (not fixed), each named with its
+/// fix. The tree is left as it was, and no key material is printed.
+#[test]
+fn pins_of_a_pinned_master_are_listed_with_their_fixes() {
+    let fx = Fixture::kubespray(Layout::Pinned);
+    let admin = fx.read("etc/kubernetes/admin.conf");
+    for rel in [
+        "home/ops/.kube/config",
+        "etc/kube-router/kubeconfig",
+        "controller/artifacts/admin.conf",
+    ] {
+        let p = fx.path(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, &admin).unwrap();
+    }
+    let before = fx.snapshot();
+    let out = run_module(
+        M,
+        json!({
+            "host_root": fx.root(), "kube_config_dir": fx.kube_dir(),
+            "home_kubeconfig": fx.path("root/.kube/config"),
+            "masters": [format!("master1={MASTER1_IP}"), "master2=172.30.0.12", "master3=172.30.0.13"],
+            "endpoint": format!("{VIP}:6443"),
+            "this_host": [MASTER1_IP],
+            "extra_kubeconfigs": [fx.path("controller/artifacts/admin.conf")],
+        }),
+        Mode::CHECK,
+    )
+    .ok();
+    assert!(!out.changed());
+    assert_no_secrets(&out.stdout, &fx.secrets, "control_plane_info pins");
+    let pins = out.json["pins"].as_array().expect("pins").clone();
+    let root = fx.root().display().to_string();
+    let found: Vec<(String, bool, bool)> = pins
+        .iter()
+        .map(|p| {
+            (
+                p["location"].as_str().unwrap().replace(&root, ""),
+                p["fixed_by_kubeha"].as_bool().unwrap(),
+                p["local_by_design"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let cluster = |f: &str| format!("{f} cluster \"cluster.local\"");
+    let want = vec![
+        (cluster("/etc/kubernetes/admin.conf"), true, false),
+        (cluster("/etc/kubernetes/super-admin.conf"), true, false),
+        (
+            cluster("/etc/kubernetes/controller-manager.conf"),
+            true,
+            true,
+        ),
+        (cluster("/etc/kubernetes/scheduler.conf"), true, true),
+        (cluster("/etc/kubernetes/kubelet.conf"), true, true),
+        (cluster("/root/.kube/config"), true, false),
+        (cluster("/home/ops/.kube/config"), false, false),
+        (cluster("/controller/artifacts/admin.conf"), false, false),
+        (cluster("/etc/kube-router/kubeconfig"), false, false),
+    ];
+    assert_eq!(found, want, "{}", out.stdout);
+    for p in &pins {
+        assert_eq!(p["master"], "master1");
+        assert_eq!(p["kind"], "kubeconfig");
+        if p["fixed_by_kubeha"] == json!(false) {
+            let fix = p["fix"].as_str().unwrap();
+            assert!(fix.contains(&format!("https://{VIP}:6443")), "{fix}");
+        }
+    }
+    assert_same_tree(&before, &fx.snapshot());
+    // masters without endpoint: refused naming the option
+    let msg = run_module(
+        M,
+        json!({"kube_config_dir": fx.kube_dir(), "masters": ["10.0.0.11"]}),
+        Mode::NORMAL,
+    )
+    .fail_msg();
+    assert!(
+        msg.contains("`endpoint`") && msg.contains("masters"),
+        "{msg}"
+    );
+}

@@ -1,8 +1,12 @@
 //! `kubeha.control_plane.control_plane_info`: read-only facts of a control-plane host (kubeconfig
 //! servers, kubeadm config, apiserver certificate, static pods, local proxy, etcd mode), gathered
-//! by [`crate::info`]. Always `changed: false`. Docs: the sidecar `control_plane_info.yml`.
+//! by [`crate::info`], and with `masters` the pins: every place that names a master where the
+//! endpoint belongs ([`crate::info::pins`]). Always `changed: false`. Docs: the sidecar
+//! `control_plane_info.yml`.
 
+use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
+use crate::info::pins::{self, Masters, Pin, ScanPaths};
 use crate::info::{gather, InfoOptions};
 use crate::options::{Default, Kind, ModuleSpec, OptionSpec, Options};
 use crate::protocol::{Module, ModuleOutput};
@@ -10,6 +14,15 @@ use serde_json::{Map, Value};
 
 pub struct ControlPlaneInfo {
     paths: InfoOptions,
+    /// The pin scan, when `masters` is given.
+    pin_scan: Option<PinScan>,
+}
+
+struct PinScan {
+    endpoint: Endpoint,
+    masters: Masters,
+    this_host: Masters,
+    extra_kubeconfigs: Vec<std::path::PathBuf>,
 }
 
 /// The facts, and one warning per unreadable or odd file.
@@ -38,6 +51,29 @@ impl Module for ControlPlaneInfo {
                 "Prefix of every host path looked at (to inspect a mounted root file system).",
             )
             .default(Default::Str("/")),
+            OptionSpec::new(
+                "masters",
+                Kind::StrList,
+                "Scan for pins: the control-plane hosts' addresses and names, each C(name=address) or a bare address or name.",
+            )
+            .default(Default::EmptyList),
+            OptionSpec::new(
+                "endpoint",
+                Kind::Str,
+                "The control-plane endpoint C(host:port) the pins should name instead; required with O(masters).",
+            ),
+            OptionSpec::new(
+                "this_host",
+                Kind::StrList,
+                "The addresses and names of the host scanned, so that a master's own kubeconfigs on its local apiserver by policy are told apart.",
+            )
+            .default(Default::EmptyList),
+            OptionSpec::new(
+                "extra_kubeconfigs",
+                Kind::StrList,
+                "More kubeconfigs to scan, such as kubespray's C(artifacts/admin.conf) on the controller.",
+            )
+            .default(Default::EmptyList),
         ],
     };
     type Plan = Facts;
@@ -57,18 +93,57 @@ impl Module for ControlPlaneInfo {
                 format!("{} is not a directory; set it to the directory holding admin.conf and kubeadm-config.yaml (kubespray: /etc/kubernetes)", kube_config_dir.display()),
             ));
         }
+        let masters = Masters::parse(&o.list("masters")?, "masters")?;
+        let endpoint = o
+            .opt_string("endpoint")?
+            .map(|e| Endpoint::parse(&e, "endpoint"))
+            .transpose()?;
+        let pin_scan = match (o.list("masters")?.is_empty(), endpoint) {
+            (true, _) => None,
+            (false, None) => {
+                return Err(Error::option(
+                    "endpoint",
+                    "is required with masters: give the endpoint the pins should name instead (host:port)",
+                ))
+            }
+            (false, Some(endpoint)) => Some(PinScan {
+                endpoint,
+                masters,
+                this_host: Masters::parse(&o.list("this_host")?, "this_host")?,
+                extra_kubeconfigs: o
+                    .list("extra_kubeconfigs")?
+                    .into_iter()
+                    .map(std::path::PathBuf::from)
+                    .collect(),
+            }),
+        };
         Ok(ControlPlaneInfo {
             paths: InfoOptions {
                 kube_config_dir,
                 home_kubeconfig,
                 host_root,
             },
+            pin_scan,
         })
     }
 
     fn plan(&self) -> Result<Facts> {
         let mut warnings = Vec::new();
-        let fields = gather(&self.paths, &mut warnings);
+        let mut fields = gather(&self.paths, &mut warnings);
+        if let Some(p) = &self.pin_scan {
+            let paths = ScanPaths {
+                host_root: self.paths.host_root.clone(),
+                kube_config_dir: self.paths.kube_config_dir.clone(),
+                extra_kubeconfigs: p.extra_kubeconfigs.clone(),
+            };
+            let scan = pins::scan(&paths, &p.masters, &p.endpoint, &p.this_host);
+            fields.insert(
+                "pins".into(),
+                Value::Array(scan.pins.iter().map(Pin::to_json).collect()),
+            );
+            fields.insert("pin_scan_files".into(), Value::from(scan.files));
+            warnings.extend(scan.warnings);
+        }
         Ok(Facts { fields, warnings })
     }
 
