@@ -3,10 +3,13 @@
 //! it atomically keeping owner and mode ([`crate::fsio`]). In check mode nothing is written.
 //!
 //! API: [`read_target`]`(path)` -> [`Target`] (real path + text), [`apply`]`(target, new_text,
-//! check_mode, backup)` -> the backup file written, if any.
+//! check_mode, backup)` -> the backup file written, if any, [`report_change`] (the message, backup
+//! and diff of a changed file in a module's result).
 
+use crate::diff::FileDiff;
 use crate::error::{Error, Result};
 use crate::fsio;
+use crate::protocol::ModuleOutput;
 use std::path::{Path, PathBuf};
 
 /// A file about to be edited: the path the user gave, the real file behind it, its text.
@@ -62,4 +65,32 @@ pub fn apply(
     };
     fsio::replace(&target.real_path, new_text.as_bytes())?;
     Ok(backup_file)
+}
+
+/// What every file module reports for a changed file: `would update` (check mode) or `updated`
+/// with the reasons, the backup written, and the diff as it may be shown (`before`/`after`
+/// already redacted where the file holds keys).
+pub fn report_change(
+    out: &mut ModuleOutput,
+    path: &str,
+    check_mode: bool,
+    reasons: &[String],
+    backup_file: Option<PathBuf>,
+    before: String,
+    after: String,
+) {
+    out.changed = true;
+    out.msg = format!(
+        "{} {path}: {}",
+        if check_mode {
+            "would update"
+        } else {
+            "updated"
+        },
+        reasons.join("; ")
+    );
+    if let Some(b) = backup_file {
+        out.set("backup_file", b.display().to_string());
+    }
+    out.diffs.push(FileDiff::new(path, before, after));
 }

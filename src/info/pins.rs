@@ -109,6 +109,19 @@ pub struct Pin {
 }
 
 impl Pin {
+    /// A pin kubeha does not fix (everything but the kubeconfigs it converts).
+    fn left(kind: &'static str, location: String, value: String, master: &str, fix: String) -> Pin {
+        Pin {
+            kind,
+            location,
+            value,
+            master: master.to_string(),
+            fixed_by_kubeha: false,
+            local_by_design: false,
+            fix,
+        }
+    }
+
     pub fn to_json(&self) -> Value {
         json!({
             "kind": self.kind,
@@ -278,17 +291,15 @@ impl Context<'_> {
                 IpAddr::V6(a) => Host::Ipv6(a),
             };
             if let Some(master) = self.masters.which(&host) {
-                out.pins.push(Pin {
-                    kind: "etc_hosts",
-                    location: format!("{} line {}", path.display(), number + 1),
-                    value: line.trim().to_string(),
-                    master: master.to_string(),
-                    fixed_by_kubeha: false,
-                    local_by_design: false,
-                    fix: format!(
+                out.pins.push(Pin::left(
+                    "etc_hosts",
+                    format!("{} line {}", path.display(), number + 1),
+                    line.trim().to_string(),
+                    master,
+                    format!(
                         "remove the line or map {name} to the load balancer's address (kubespray before v2.29 wrote it)"
                     ),
-                });
+                ));
             }
         }
     }
@@ -346,19 +357,17 @@ impl Context<'_> {
                     continue;
                 };
                 if let Some(master) = self.masters.which(&url.host) {
-                    out.pins.push(Pin {
-                        kind: "static_pod_flag",
-                        location: location.clone(),
-                        value: format!("{flag}={value}"),
-                        master: master.to_string(),
-                        fixed_by_kubeha: false,
-                        local_by_design: false,
-                        fix: format!(
+                    out.pins.push(Pin::left(
+                        "static_pod_flag",
+                        location.clone(),
+                        format!("{flag}={value}"),
+                        master,
+                        format!(
                             "set {flag} to {} in {}",
                             self.endpoint.url(),
                             path.display()
                         ),
-                    });
+                    ));
                 }
             }
         }
@@ -374,20 +383,18 @@ impl Context<'_> {
                 continue;
             };
             if let Some(master) = self.masters.which(&host) {
-                out.pins.push(Pin {
-                    kind: "static_pod_env",
-                    location: location.clone(),
-                    value: format!("KUBERNETES_SERVICE_HOST={value}"),
-                    master: master.to_string(),
-                    fixed_by_kubeha: false,
-                    local_by_design: false,
-                    fix: format!(
+                out.pins.push(Pin::left(
+                    "static_pod_env",
+                    location.clone(),
+                    format!("KUBERNETES_SERVICE_HOST={value}"),
+                    master,
+                    format!(
                         "set KUBERNETES_SERVICE_HOST to {} (and KUBERNETES_SERVICE_PORT to {}) in {}",
                         self.endpoint.host(),
                         self.endpoint.port(),
                         path.display()
                     ),
-                });
+                ));
             }
         }
     }

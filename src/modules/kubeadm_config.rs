@@ -2,7 +2,6 @@
 //! `apiServer.certSANs` a superset of `cert_sans` in a kubeadm config file, changing no other byte
 //! ([`crate::kubeadm`] decides). Docs: the sidecar `kubeadm_config.yml`.
 
-use crate::diff::FileDiff;
 use crate::endpoint::Endpoint;
 use crate::error::Result;
 use crate::file_change::{self, Target};
@@ -106,23 +105,15 @@ impl Module for KubeadmConfig {
             );
             return out;
         };
-        out.msg = format!(
-            "{} {path}: {}",
-            if check_mode {
-                "would update"
-            } else {
-                "updated"
-            },
-            d.reasons.join("; ")
-        );
-        if let Some(b) = backup_file {
-            out.set("backup_file", b.display().to_string());
-        }
-        out.diffs.push(FileDiff::new(
+        file_change::report_change(
+            &mut out,
             &path,
+            check_mode,
+            &d.reasons,
+            backup_file,
             plan.target.text.clone(),
             new_text.clone(),
-        ));
+        );
         out
     }
 }

@@ -2,7 +2,6 @@
 //! named one, or the current context's), changing no other byte. The diff never shows key
 //! material. Docs: the sidecar `kubeconfig_server.yml`.
 
-use crate::diff::FileDiff;
 use crate::endpoint::ServerUrl;
 use crate::error::Result;
 use crate::file_change::{self, Target};
@@ -111,23 +110,15 @@ impl Module for KubeconfigServer {
             );
             return out;
         };
-        out.msg = format!(
-            "{} {path}: {}",
-            if check_mode {
-                "would update"
-            } else {
-                "updated"
-            },
-            plan.reasons.join("; ")
-        );
-        if let Some(b) = backup_file {
-            out.set("backup_file", b.display().to_string());
-        }
-        out.diffs.push(FileDiff::new(
+        file_change::report_change(
+            &mut out,
             &path,
+            check_mode,
+            &plan.reasons,
+            backup_file,
             kubeconfig::redacted(&plan.target.text),
             kubeconfig::redacted(new_text),
-        ));
+        );
         out
     }
 }
