@@ -58,6 +58,9 @@ emulators() { .venv/bin/python -m pytest -q testbed/emulators/tests; }
 chaos_tools() { .venv/bin/python -m pytest -q -p no:cacheprovider chaos/tests; }
 # the bed's snapshot key and the comparison of a snapshot bed's health with the fresh bed's (testbed/bed.py)
 bed_tools() { .venv/bin/python -m pytest -q -p no:cacheprovider testbed/tests; }
+# the action plugin every module runs through (module cache, one remote command per call, fallbacks),
+# over the local connection on this machine
+action_plugin() { .venv/bin/python -m pytest -q -p no:cacheprovider tests/plugin; }
 collection() {
     if [[ -x scripts/test-collection.sh ]]; then scripts/test-collection.sh; else echo "no scripts/test-collection.sh"; fi
 }
@@ -102,6 +105,7 @@ section "emulator tests (pytest)" emulators
 section "chaos figures and keep (pytest)" chaos_tools
 section "test-bed tools (pytest)" bed_tools
 section "collection checks" collection
+section "action plugin: module cache and fallbacks (pytest, local connection)" action_plugin
 section "bullseye compatibility of the module binaries" bullseye
 section "pinned: bed from the snapshot, healthy as the fresh one" bed pinned
 section "pinned: control (unconverted: master1 down => no API)" control

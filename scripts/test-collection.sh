@@ -39,7 +39,7 @@ if ansible-galaxy collection build "$coll" --output-path "$build" >/dev/null; th
     # only collection content: no sources, build trees, caches or editor files
     # list once: `tar | grep -q` under pipefail fails when grep exits early and tar gets SIGPIPE
     listing=$(tar -tzf "$tarball")
-    unexpected=$(grep -Ev '^(MANIFEST\.json|FILES\.json|README\.md|CHANGELOG\.md|galaxy\.yml|meta/|meta/runtime\.yml|plugins/|plugins/modules/|plugins/modules/[a-z_]+(\.yml)?|roles/|roles/convert/.*|docs/.*|tests/|tests/sanity/|tests/sanity/ignore-[0-9.]+\.txt)$' <<<"$listing" || true)
+    unexpected=$(grep -Ev '^(MANIFEST\.json|FILES\.json|README\.md|CHANGELOG\.md|galaxy\.yml|meta/|meta/runtime\.yml|plugins/|plugins/modules/|plugins/modules/[a-z_]+(\.yml)?|plugins/action/|plugins/action/[a-z_]+\.py|plugins/plugin_utils/|plugins/plugin_utils/[a-z_]+\.py|roles/|roles/convert/.*|docs/.*|tests/|tests/sanity/|tests/sanity/ignore-[0-9.]+\.txt)$' <<<"$listing" || true)
     [[ -z $unexpected ]] || bad "unexpected files in the tarball: $unexpected"
     for m in "${modules[@]}"; do
         grep -qx "plugins/modules/$m" <<<"$listing" || bad "tarball lacks the binary plugins/modules/$m"

@@ -1,5 +1,6 @@
 //! Ansible's binary-module protocol: read the one JSON object Ansible writes to the file named by
-//! argv[1], split the user's options from the `_ansible_*` keys, and print exactly one JSON object
+//! argv[1] (or, when argv[1] is `-`, from standard input: the collection's action plugin passes the
+//! arguments that way so that no arguments file is left on the host), split the user's options from the `_ansible_*` keys, and print exactly one JSON object
 //! on stdout. [`run`] is the single place where an [`Error`] (or a panic) becomes
 //! `{"failed": true, "msg": ...}`: Ansible ignores the exit code when stdout is valid JSON.
 //!
@@ -72,6 +73,20 @@ impl ModuleArgs {
             reason: format!("cannot read it ({e}); run this module through Ansible, which passes the path of a JSON arguments file as the only argument"),
         })?;
         Self::from_json(path, &text)
+    }
+
+    /// Read and parse the arguments from standard input (argv[1] is `-`).
+    pub fn from_stdin() -> Result<Self> {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text).map_err(|e| {
+            Error::Arguments {
+                path: PathBuf::from("(standard input)"),
+                reason: format!(
+                    "cannot read it ({e}); the action plugin writes one JSON object there"
+                ),
+            }
+        })?;
+        Self::from_json(Path::new("(standard input)"), &text)
     }
 }
 
@@ -182,7 +197,7 @@ pub fn failure_json(error: &Error) -> Value {
     Value::Object(out)
 }
 
-/// Run a module: parse argv[1], call `body`, print one JSON object. Returns the exit code (0 on
+/// Run a module: parse argv[1] (a file, or `-` for standard input), call `body`, print one JSON object. Returns the exit code (0 on
 /// success, 1 on failure); Ansible reads only stdout.
 pub fn run<F>(module: &'static str, argv: impl IntoIterator<Item = OsString>, body: F) -> ExitCode
 where
@@ -200,11 +215,15 @@ where
             None => {
                 return Err(Error::Arguments {
                     path: PathBuf::from("(none)"),
-                    reason: format!("{module} is an Ansible module: pass the path of a JSON arguments file as the only argument"),
+                    reason: format!("{module} is an Ansible module: pass the path of a JSON arguments file (or `-` to read it from standard input) as the only argument"),
                 })
             }
         };
-        let args = ModuleArgs::from_file(&args_path)?;
+        let args = if args_path.as_os_str() == "-" {
+            ModuleArgs::from_stdin()?
+        } else {
+            ModuleArgs::from_file(&args_path)?
+        };
         let invocation = args.invocation.clone();
         body(args).map(|output| (invocation, output))
     }));

@@ -1,0 +1,215 @@
+"""The action plugin kubeha.control_plane (plugins/plugin_utils/cached_binary.py, an action plugin per module), run by ansible-playbook on this machine over
+the local connection (root, pipelining as ansible.cfg sets it), against a copy of a kubectl-written
+kubeconfig from tests/fixtures/realworld. The test bed runs the same plugin over SSH with become.
+
+What is checked: the first call uploads the binary into the cache (root-owned, 0700, named by its
+SHA-256), every later call is one remote command; the result (check mode, diff, real run) is the
+one Ansible's normal path gives; a bad binary in the cache is replaced and never run; the fallbacks
+(no pipelining, become to a non-root user, noexec cache, turned off) warn and still give the
+module's result; module_defaults and no_log behave as with the plain module; two playbooks filling
+an empty cache at once both succeed.
+"""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MODULES = os.path.join(REPO, "ansible", "ansible_collections", "kubeha", "control_plane", "plugins", "modules")
+FIXTURE = os.path.join(REPO, "tests", "fixtures", "realworld", "kubeconfig", "kubectl-admin-conf-embedded.conf")
+OLD = "https://10.0.0.11:6443"
+NEW = "https://10.0.0.100:6443"
+FALLBACK = "kubeha fast path not used"
+
+pytestmark = pytest.mark.skipif(
+    not os.path.isfile(os.path.join(MODULES, "kubeconfig_server")), reason="module binaries not built (make build)")
+
+
+def sha256(path):
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+@pytest.fixture
+def work():
+    root = tempfile.mkdtemp(prefix="kubeha-plugin-")
+    os.chmod(root, 0o755)
+    kubeconfig = os.path.join(root, "admin.conf")
+    shutil.copy(FIXTURE, kubeconfig)
+    os.chmod(kubeconfig, 0o644)
+    yield {"root": root, "kubeconfig": kubeconfig, "cache": os.path.join(root, "cache", "modules")}
+    subprocess.run(["umount", os.path.join(root, "noexec")], capture_output=True, check=False)
+    shutil.rmtree(root)
+
+
+def playbook(work, task, extra=None, verbosity=3, play=None, name="play.yml", show=True):
+    """Run one task on localhost; returns (rc, the task's result as JSON, the whole output)."""
+    play = dict(play or {})
+    tasks = [dict(task, register="r")]
+    if show:
+        tasks.append({"ansible.builtin.debug": {"msg": "RESULT {{ r | to_json }}"}})
+    play.update({"hosts": "localhost", "gather_facts": False, "tasks": tasks})
+    path = os.path.join(work["root"], name)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump([play], handle)
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
+               ANSIBLE_CALLBACK_RESULT_FORMAT="json", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-c", "local",
+            "-e", "kubeha_module_cache_dir=" + work["cache"], path]
+    if verbosity:
+        argv.append("-" + "v" * verbosity)
+    for key, value in (extra or {}).items():
+        argv += ["-e", json.dumps({key: value})]
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, env=env, timeout=120, check=False)
+    out = proc.stdout + proc.stderr
+    match = re.search(r'"msg": "RESULT (.*)"\n', out)
+    result = json.loads(json.loads('"%s"' % match.group(1))) if match else None
+    return proc.returncode, result, out
+
+
+def server_task(work, server=NEW, **keys):
+    task = {"kubeha.control_plane.kubeconfig_server": {"path": work["kubeconfig"], "server": server, "backup": False}}
+    task.update(keys)
+    return task
+
+
+def remote_commands(out):
+    return len(re.findall(r"^<localhost> EXEC ", out, re.M))
+
+
+def uploads(out):
+    return len(re.findall(r"^<localhost> PUT ", out, re.M))
+
+
+def comparable(result):
+    return {k: v for k, v in result.items() if k not in ("warnings",)}
+
+
+def test_first_call_uploads_once_then_every_call_is_one_remote_command(work):
+    rc, first, out = playbook(work, server_task(work, check_mode=True, diff=True))
+    assert rc == 0, out
+    assert uploads(out) == 1 and FALLBACK not in out, out
+    binary = os.path.join(MODULES, "kubeconfig_server")
+    cached = os.path.join(work["cache"], "kubeconfig_server-" + sha256(binary))
+    assert sha256(cached) == sha256(binary)
+    st = os.stat(work["cache"])
+    assert (st.st_uid, st.st_mode & 0o7777) == (0, 0o700)
+    assert os.stat(cached).st_mode & 0o7777 == 0o700
+    assert os.listdir(work["cache"]) == [os.path.basename(cached)], "no temporary name left"
+
+    rc, again, out = playbook(work, server_task(work, check_mode=True, diff=True))
+    assert rc == 0, out
+    assert (remote_commands(out), uploads(out)) == (1, 0), out
+    assert again == first and first["changed"] is True
+    assert first["server_before"] == OLD and first["server_after"] == NEW
+    # the arguments went on standard input: nothing of them on any command line
+    assert work["kubeconfig"] not in "\n".join(line for line in out.splitlines() if "EXEC" in line)
+
+
+def test_results_equal_the_normal_path_in_check_mode_diff_and_real_runs(work):
+    for keys in ({"check_mode": True, "diff": True}, {"check_mode": True}, {"diff": True}):
+        shutil.copy(FIXTURE, work["kubeconfig"])
+        rc, plain, out = playbook(work, server_task(work, **keys), extra={"kubeha_module_cache": False})
+        assert rc == 0 and FALLBACK not in out, out
+        after_plain = open(work["kubeconfig"], encoding="utf-8").read()
+        shutil.copy(FIXTURE, work["kubeconfig"])
+        rc, fast, out = playbook(work, server_task(work, **keys))
+        assert rc == 0, out
+        assert comparable(fast) == comparable(plain), keys
+        assert open(work["kubeconfig"], encoding="utf-8").read() == after_plain
+    assert "diff" in fast and fast["changed"] is True
+    assert NEW in open(work["kubeconfig"], encoding="utf-8").read()
+
+
+def test_a_failure_is_the_module_failure_of_the_normal_path(work):
+    rc, plain, _ = playbook(work, server_task(work, server="https://:6443", ignore_errors=True), extra={"kubeha_module_cache": False})
+    rc2, fast, out = playbook(work, server_task(work, server="https://:6443", ignore_errors=True))
+    assert fast["failed"] is True and comparable(fast) == comparable(plain), out
+    assert "option `server`" in fast["msg"]
+
+
+def test_a_bad_binary_in_the_cache_is_replaced_and_never_run(work):
+    playbook(work, server_task(work, check_mode=True))
+    cached = os.path.join(work["cache"], "kubeconfig_server-" + sha256(os.path.join(MODULES, "kubeconfig_server")))
+    ran = os.path.join(work["root"], "impostor-ran")
+    for bad in (b"#!/bin/sh\ntouch %s\n" % ran.encode(), open(cached, "rb").read()[:4096]):
+        with open(cached, "wb") as handle:
+            handle.write(bad)
+        rc, result, out = playbook(work, server_task(work, check_mode=True))
+        assert rc == 0 and result["server_before"] == OLD, out
+        assert uploads(out) == 1, "detected as a miss and uploaded again"
+        assert not os.path.exists(ran), "the replaced binary was run"
+        assert sha256(cached) == sha256(os.path.join(MODULES, "kubeconfig_server"))
+
+
+def test_older_versions_of_a_module_are_dropped_and_others_kept(work):
+    os.makedirs(work["cache"], mode=0o700)
+    stale = os.path.join(work["cache"], "kubeconfig_server-" + "0" * 64)
+    other = os.path.join(work["cache"], "ha_verify-" + "0" * 64)
+    for path in (stale, other):
+        with open(path, "wb") as handle:
+            handle.write(b"old")
+    playbook(work, server_task(work, check_mode=True))
+    assert not os.path.exists(stale) and os.path.exists(other)
+
+
+def test_no_pipelining_falls_back_with_a_warning(work):
+    rc, result, out = playbook(work, server_task(work, check_mode=True), extra={"ansible_pipelining": False})
+    assert rc == 0, out
+    assert FALLBACK in out and "pipelining is off" in out, out
+    assert result["server_after"] == NEW
+    assert not os.path.exists(work["cache"])
+
+
+def test_become_to_a_non_root_user_falls_back_with_a_warning(work):
+    task = server_task(work, check_mode=True, become=True)
+    rc, result, out = playbook(work, task, play={"become_method": "su", "become_user": "nobody", "become_flags": "-s /bin/sh"})
+    assert rc == 0, out
+    assert FALLBACK in out and "become_user is nobody, not root" in out, out
+    assert result["server_before"] == OLD
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a noexec tmpfs needs root")
+def test_a_noexec_cache_directory_falls_back_with_a_warning(work):
+    mount = os.path.join(work["root"], "noexec")
+    os.makedirs(mount)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "noexec,size=64m", "tmpfs", mount], check=False).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    work = dict(work, cache=os.path.join(mount, "modules"))
+    rc, result, out = playbook(work, server_task(work, check_mode=True))
+    assert rc == 0, out
+    assert FALLBACK in out and "nothing can be executed in the cache directory" in out, out
+    assert result["server_after"] == NEW
+
+
+def test_module_defaults_and_no_log_behave_as_with_the_plain_module(work):
+    task = {"kubeha.control_plane.kubeconfig_server": {"path": work["kubeconfig"]}, "check_mode": True}
+    play = {"module_defaults": {"kubeha.control_plane.kubeconfig_server": {"server": NEW, "backup": False}}}
+    rc, result, out = playbook(work, task, play=play)
+    assert rc == 0 and result["server_after"] == NEW, out
+    # no_log: the displayed result is censored at every verbosity; the arguments never appear
+    rc, _, out = playbook(work, server_task(work, check_mode=True, no_log=True), verbosity=4, show=False)
+    assert rc == 0 and "the output has been hidden due to the fact that 'no_log: true'" in out, out
+    assert NEW not in out and work["kubeconfig"] not in out
+
+
+def test_two_playbooks_filling_an_empty_cache_at_once_both_succeed(work):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"))
+    for name in ("a.yml", "b.yml"):
+        with open(os.path.join(work["root"], name), "w", encoding="utf-8") as handle:
+            json.dump([{"hosts": "localhost", "gather_facts": False, "tasks": [server_task(work, check_mode=True)]}], handle)
+    procs = [subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                               "-e", "kubeha_module_cache_dir=" + work["cache"], os.path.join(work["root"], name)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env)
+             for name in ("a.yml", "b.yml")]
+    for proc in procs:
+        out = proc.communicate(timeout=120)[0]
+        assert proc.returncode == 0 and FALLBACK not in out, out
+    assert len(os.listdir(work["cache"])) == 1
