@@ -9,12 +9,16 @@ A *snapshot* is the unconverted cluster a fresh install leaves, kept as one imag
 (the node image's recipe hash, the installer, the emulators, the scenario and the inventory), so any change to them makes a new key and the next bring-up installs afresh. The images are
 committed from stopped containers (systemd shut down, etcd closed cleanly), so a bed started from
 them has the same certificates, keys, etcd data, ConfigMaps and units as the bed that was installed.
+No snapshot holds a key: the login user's authorized key and the SSH host keys are removed before
+the commit, every node makes new host keys at its boot, and `ssh-access` gives each bed a new key.
 Each image carries, as the label `kubeha.health`, the health report of the fresh bed it was taken
 from; a bed started from the snapshot must pass the same checks with the same results.
 
   bed.py key LAYOUT                    the snapshot key of the layout, as the files are now
   bed.py snapshot-exists LAYOUT KEY    exit 0 if every node's snapshot image exists
-  bed.py create LAYOUT [--snapshot KEY]   network + containers (node image, or the snapshot)
+  bed.py create LAYOUT [--snapshot KEY]   network + containers (node image, or the snapshot), then
+                                       ssh-access
+  bed.py ssh-access LAYOUT             a new login key for this bed and the nodes' host keys
   bed.py snapshot LAYOUT KEY HEALTH.json  stop the bed, commit each node, remove the containers
   bed.py health LAYOUT [--wait S] [--out F]  wait until the bed is healthy, print the report
   bed.py compare LAYOUT KEY HEALTH.json    the report equals the one the snapshot was taken with
@@ -32,6 +36,9 @@ import time
 import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the bed's login key, known_hosts and SSH control sockets (testbed/inventory/group_vars/all/testbed.yml)
+SSH_DIR = os.path.join(REPO, ".cache", "bed", "ssh")
+LOGIN_USER = "kubeha"
 SNAPSHOT_REPOSITORY = "kubeha-bed"
 # what shapes an installed bed, besides the node image (whose own recipe hash is part of the key) and
 # the scenario's molecule.yml (hosts, addresses, container options). This script and up.sh only
@@ -151,7 +158,71 @@ def create(layout, key=None):
             argv += ["--network", nets[0]["name"], "--ip", nets[0]["ipv4_address"]]
         argv += [image] + p["command"].split()
         run(*argv)
+    ssh_access(layout)
     return [p["name"] for p in platforms(layout)]
+
+
+def ssh_command(ip, user=LOGIN_USER, *remote):
+    key = os.path.join(SSH_DIR, "id_ed25519")
+    return ["ssh", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
+            "-o", "UserKnownHostsFile=" + os.path.join(SSH_DIR, "known_hosts"), "-o", "StrictHostKeyChecking=yes",
+            "%s@%s" % (user, ip)] + list(remote)
+
+
+def ssh_access(layout, wait=90):
+    """Reach the bed the way operators reach their hosts: a new ed25519 key for the login user (made
+    here, for this bed, never committed), installed as its only authorized key; known_hosts built
+    from each node's own host key, read out of band (as from a new VM's console), so that the
+    connection verifies host keys from the first login on. Then prove it: the login user gets root
+    with sudo and no password, root cannot log in."""
+    os.makedirs(SSH_DIR, mode=0o700, exist_ok=True)
+    key = os.path.join(SSH_DIR, "id_ed25519")
+    for path in (key, key + ".pub"):
+        if os.path.exists(path):
+            os.unlink(path)
+    # control sockets of an earlier bed's connections lead to hosts that are gone
+    control = os.path.join(SSH_DIR, "cp")
+    if os.path.isdir(control):
+        for name in os.listdir(control):
+            os.unlink(os.path.join(control, name))
+    os.makedirs(control, mode=0o700, exist_ok=True)
+    run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "kubeha-bed-" + layout, "-f", key)
+    with open(key + ".pub", encoding="utf-8") as handle:
+        public = handle.read()
+    hostvars = scenario(layout)["provisioner"]["inventory"]["host_vars"]
+    install = ("install -d -m 0700 -o {u} -g {u} /home/{u}/.ssh && umask 077 && cat >/home/{u}/.ssh/authorized_keys"
+               " && chown {u}:{u} /home/{u}/.ssh/authorized_keys").format(u=LOGIN_USER)
+    known = []
+    deadline = time.monotonic() + wait
+    for p in platforms(layout):
+        name = p["name"]
+        proc = subprocess.run(["docker", "exec", "-i", name, "sh", "-c", install], input=public, text=True,
+                              capture_output=True, check=False, timeout=60)
+        if proc.returncode != 0:
+            raise BedError("%s: cannot install the login key: %s" % (name, proc.stderr.strip()[-300:]))
+        # the node makes its host keys at boot (kubeha-ssh-hostkeys.service), then sshd starts
+        while True:
+            proc = run("docker", "exec", name, "sh", "-c",
+                       "systemctl is-active -q ssh.service && cat /etc/ssh/ssh_host_ed25519_key.pub", check=False, timeout=30)
+            if proc.returncode == 0 and proc.stdout.startswith("ssh-ed25519 "):
+                break
+            if time.monotonic() > deadline:
+                raise BedError("%s: sshd not running with a host key after %d s" % (name, wait))
+            time.sleep(0.5)
+        keytype, blob = proc.stdout.split()[:2]
+        known.append("%s,%s %s %s" % (hostvars[name]["ip"], name, keytype, blob))
+    tmp = os.path.join(SSH_DIR, "known_hosts.new")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(known) + "\n")
+    os.replace(tmp, os.path.join(SSH_DIR, "known_hosts"))
+    for p in platforms(layout):
+        ip = hostvars[p["name"]]["ip"]
+        proc = run(*ssh_command(ip, LOGIN_USER, "sudo", "-n", "id", "-u"), check=False, timeout=30)
+        if proc.returncode != 0 or proc.stdout.strip() != "0":
+            raise BedError("%s: ssh %s@%s with sudo did not give root: %s" % (p["name"], LOGIN_USER, ip, proc.stderr.strip()[-300:]))
+        if run(*ssh_command(ip, "root", "true"), check=False, timeout=30).returncode == 0:
+            raise BedError("%s: root can log in over SSH; the bed must not allow it" % p["name"])
+    print("bed: ssh as %s with sudo on %d nodes, host keys verified (%s)" % (LOGIN_USER, len(known), SSH_DIR))
 
 
 def snapshot(layout, key, health_path):
@@ -162,6 +233,9 @@ def snapshot(layout, key, health_path):
         raise BedError("refusing to snapshot an unhealthy bed (%s)" % health_path)
     names = [p["name"] for p in platforms(layout)]
     started = time.monotonic()
+    # no key in a snapshot: each bed from it gets new host keys at boot and its own login key
+    for name in names:
+        run("docker", "exec", name, "sh", "-c", "rm -f /etc/ssh/ssh_host_* /home/%s/.ssh/authorized_keys" % LOGIN_USER)
     run("docker", "stop", "-t", "60", *names, timeout=180)
     stopped = time.monotonic()
     # a container systemd could not shut down within the timeout was killed: its etcd or files may
@@ -342,6 +416,7 @@ def main(argv=None):
         "key": (["layout"], {}),
         "snapshot-exists": (["layout", "key"], {}),
         "create": (["layout"], {"--snapshot": {"metavar": "KEY"}}),
+        "ssh-access": (["layout"], {}),
         "snapshot": (["layout", "key", "health"], {}),
         "health": (["layout"], {"--wait": {"type": float, "default": 0}, "--out": {}}),
         "compare": (["layout", "key", "health"], {}),
@@ -361,6 +436,8 @@ def main(argv=None):
             return 0 if snapshot_exists(args.layout, args.key) else 1
         elif args.cmd == "create":
             print("bed: created %s" % " ".join(create(args.layout, args.snapshot)))
+        elif args.cmd == "ssh-access":
+            ssh_access(args.layout)
         elif args.cmd == "snapshot":
             snapshot(args.layout, args.key, args.health)
             print("bed: snapshot %s of layout %s kept (%d images)" % (args.key, args.layout,

@@ -37,6 +37,31 @@ if [[ $kind == systemd ]]; then
     ln -sf /lib/systemd/system/multi-user.target "$rootfs/etc/systemd/system/default.target"
     mkdir -p "$rootfs/etc/systemd/journald.conf.d"
     printf '[Journal]\nStorage=volatile\nRuntimeMaxUse=32M\n' >"$rootfs/etc/systemd/journald.conf.d/kubeha.conf"
+    # SSH the way operators reach their hosts: the login user kubeha (no password: key only, the key
+    # is installed per bed by testbed/bed.py), passwordless sudo, no root login, no passwords.
+    chroot "$rootfs" useradd --create-home --shell /bin/bash kubeha
+    chroot "$rootfs" passwd --lock kubeha >/dev/null
+    printf 'kubeha ALL=(ALL:ALL) NOPASSWD: ALL\n' >"$rootfs/etc/sudoers.d/kubeha"
+    chmod 0440 "$rootfs/etc/sudoers.d/kubeha"
+    printf '%s\n' 'PermitRootLogin no' 'PasswordAuthentication no' 'KbdInteractiveAuthentication no' \
+        'AllowUsers kubeha' >"$rootfs/etc/ssh/sshd_config.d/kubeha.conf"
+    # No host keys in the image (every container would share them): each node makes its own at its
+    # first boot, before sshd starts; bed.py reads them out of band into the bed's known_hosts.
+    rm -f "$rootfs"/etc/ssh/ssh_host_*
+    cat >"$rootfs/etc/systemd/system/kubeha-ssh-hostkeys.service" <<'UNIT'
+[Unit]
+Description=SSH host keys of this node (made at first boot)
+Before=ssh.service
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+
+[Install]
+RequiredBy=ssh.service
+UNIT
+    systemctl --root="$rootfs" enable kubeha-ssh-hostkeys.service ssh.service >/dev/null 2>&1
     # nginx-light's default site would listen on :80 if anybody started it; the test bed never does.
     rm -f "$rootfs/etc/nginx/sites-enabled/default"
 fi
