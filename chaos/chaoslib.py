@@ -443,7 +443,7 @@ def tasklog_lines(path):
 
 def write_inventory(layout, path, lb_drain=True):
     """Kubespray-format YAML inventory of the test bed, from the molecule scenario that builds it
-    (hosts, groups, group_vars, host_vars), with the docker connection."""
+    (hosts, groups, group_vars, host_vars), over SSH as the test bed's inventories connect."""
     import yaml
     with open(os.path.join(REPO, "molecule", layout, "molecule.yml"), encoding="utf-8") as handle:
         scenario = yaml.safe_load(handle)
@@ -453,12 +453,20 @@ def write_inventory(layout, path, lb_drain=True):
     for platform in scenario["platforms"]:
         for group in platform.get("groups") or []:
             groups.setdefault(group, []).append(platform["name"])
-    conn = {"ansible_connection": "community.docker.docker", "ansible_python_interpreter": "/usr/bin/python3"}
-    group_vars = dict((inv.get("group_vars") or {}).get("all") or {})
+    # over SSH as the sudo user, as the test bed's own inventories (testbed/inventory/group_vars/all/testbed.yml)
+    with open(os.path.join(REPO, "testbed", "inventory", "group_vars", "all", "testbed.yml"), encoding="utf-8") as handle:
+        conn = yaml.safe_load(handle)
+    group_vars = dict(conn, **((inv.get("group_vars") or {}).get("all") or {}))
+    group_vars["kubeha_testbed_ssh_dir"] = os.path.join(REPO, ".cache", "bed", "ssh")
     # what an operator with this HAProxy adds: kubeha drains each master there around its change
     if lb_drain:
         group_vars["kubeha_lb_haproxy_host"] = LB
-    out = {"all": {"hosts": {p["name"]: dict(conn, **(host_vars.get(p["name"]) or {})) for p in scenario["platforms"]},
+    hosts = {}
+    for p in scenario["platforms"]:
+        hv = dict(host_vars.get(p["name"]) or {})
+        hv["ansible_host"] = hv["ip"]
+        hosts[p["name"]] = hv
+    out = {"all": {"hosts": hosts,
                    "vars": group_vars,
                    "children": {g: {"hosts": {h: None for h in members}} for g, members in groups.items()}}}
     with open(path, "w", encoding="utf-8") as handle:

@@ -16,7 +16,8 @@
 #  4a. the failover drill (testbed/drill.sh: playbooks/drill.yml and molecule/shared/verify.yml)
 #  4b. with kubeha_lb_haproxy_host, a master that an interrupted run left drained is put back by the
 #      next run (dry run: reported, not changed)
-#   5. rollback returns every file byte for byte and every ConfigMap's data
+#   5. rollback returns every file byte for byte and every ConfigMap's data, and removes the module
+#      cache (present on every node after 3.; no run fell back to Ansible's copy-per-call path)
 #   6. the kubespray post-upgrade hook, included as kubespray does, converts; rollback again
 #   7. legacy group names (kube-master, kube-node, k8s-cluster) convert; rollback again. Layout
 #      kubespray: that run also removes the workers' local nginx proxy (kubeha_remove_local_proxy),
@@ -61,6 +62,24 @@ PY
 }
 recap_changed() { awk '/PLAY RECAP/ {r=1; next} r && /changed=/ {for (i = 1; i <= NF; i++) if ($i ~ /^changed=/) {split($i, a, "="); s += a[2]}} END {print s + 0}' "$1"; }
 haproxy() { docker exec kubeha-lb python3 -c "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect('/run/haproxy/admin.sock'); s.sendall(sys.argv[1].encode()+b'\n'); print(s.recv(65536).decode().strip())" "$1"; }
+
+# kubeha's action plugin keeps each module binary on the host (kubeha_module_cache_dir); a run that
+# silently fell back to Ansible's copy-per-call path would still pass every other check
+nodes=(kubeha-master1 kubeha-master2 kubeha-master3 kubeha-worker1 kubeha-worker2)
+cache_dir=/var/lib/kubeha/modules
+module_cache() {  # present|absent: the cache on every node (root 0700, files <module>-<sha256>)
+    local h out bad=""
+    for h in "${nodes[@]}"; do
+        out=$(docker exec "$h" sh -c "[ -d $cache_dir ] || { echo absent; exit; }; stat -c '%U %a' $cache_dir; ls $cache_dir")
+        if [[ $1 == absent ]]; then
+            [[ $out == absent ]] || bad+=" $h:present"
+        elif [[ $out == absent || $(head -1 <<<"$out") != "root 700" ]] || ! tail -n +2 <<<"$out" | grep -Eq '^[a-z_]+-[0-9a-f]{64}$' \
+            || tail -n +2 <<<"$out" | grep -Evq '^[a-z_]+-[0-9a-f]{64}$'; then
+            bad+=" $h:$(tr '\n' ' ' <<<"$out")"
+        fi
+    done
+    [[ -z $bad ]] || { echo "$bad"; return 1; }
+}
 
 echo "== test bed $layout, inventory $inv, tier $tier"
 snap before
@@ -124,6 +143,8 @@ if ap convert -i "$inv" playbooks/convert.yml; then
     snap converted
     ok "conversion ran ($(grep -c 'changed:' "$logs/convert.log") changed task results; report reports/kubeha-report.json)"
     grep -A40 "kubeconfig servers before and after" "$logs/convert.log" | sed -n '1,30p'
+    if out=$(module_cache present); then ok "the modules ran from the module cache on every node ($cache_dir, root 0700)"
+    else ko "module cache missing or wrong:$out"; fi
 else
     ko "conversion failed (see $logs/convert.log)"
 fi
@@ -173,6 +194,8 @@ if ap rollback -i "$inv" playbooks/rollback.yml; then
     snap rolled-back
     if d=$(same before rolled-back files+data); then ok "rollback: every file byte for byte and every ConfigMap's data as before"
     else ko "rollback left differences: $d"; fi
+    if out=$(module_cache absent); then ok "rollback removed the module cache on every node"
+    else ko "rollback left the module cache:$out"; fi
 else
     ko "rollback failed (see $logs/rollback.log)"
 fi
@@ -238,6 +261,13 @@ else
 fi
 
 fi  # tier full: hook and legacy inventory
+
+# no run of this script fell back to Ansible's normal path for binary modules (the plugin warns when it does)
+if fell_back=$(grep -l "kubeha fast path not used" "$logs"/*.log); then
+    ko "kubeha modules fell back to Ansible's copy-per-call path in: $fell_back"
+else
+    ok "no kubeha module call fell back to Ansible's copy-per-call path ($(ls "$logs"/*.log | wc -l) logs)"
+fi
 
 echo "test-playbooks $layout: $pass passed, $failed failed (logs in $logs)"
 ((failed == 0))
