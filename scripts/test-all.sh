@@ -59,8 +59,8 @@ chaos_tools() { .venv/bin/python -m pytest -q -p no:cacheprovider chaos/tests; }
 # the bed's snapshot key and the comparison of a snapshot bed's health with the fresh bed's (testbed/bed.py)
 bed_tools() { .venv/bin/python -m pytest -q -p no:cacheprovider testbed/tests; }
 # the action plugin every module runs through (module cache, one remote command per call, fallbacks),
-# over the local connection on this machine
-action_plugin() { .venv/bin/python -m pytest -q -p no:cacheprovider tests/plugin; }
+# over the local connection on this machine, on ansible-core 2.15 to 2.19 (one venv each)
+action_plugin() { scripts/test-ansible-versions.sh; }
 collection() {
     if [[ -x scripts/test-collection.sh ]]; then scripts/test-collection.sh; else echo "no scripts/test-collection.sh"; fi
 }
@@ -105,7 +105,7 @@ section "emulator tests (pytest)" emulators
 section "chaos figures and keep (pytest)" chaos_tools
 section "test-bed tools (pytest)" bed_tools
 section "collection checks" collection
-section "action plugin: module cache and fallbacks (pytest, local connection)" action_plugin
+section "action plugin on ansible-core 2.15-2.19 (tests/plugin, local connection)" action_plugin
 section "bullseye compatibility of the module binaries" bullseye
 section "pinned: bed from the snapshot, healthy as the fresh one" bed pinned
 section "pinned: control (unconverted: master1 down => no API)" control
