@@ -14,7 +14,7 @@ import os
 import re
 import sys
 
-EXEC = re.compile(r"^<([^>]+)> EXEC ")
+EXEC = re.compile(r"^<([^>]+)> (?:SSH: EXEC ssh |EXEC )")
 PUT = re.compile(r"^<([^>]+)> PUT (\S+) TO ")
 
 
