@@ -213,3 +213,31 @@ def test_two_playbooks_filling_an_empty_cache_at_once_both_succeed(work):
         out = proc.communicate(timeout=120)[0]
         assert proc.returncode == 0 and FALLBACK not in out, out
     assert len(os.listdir(work["cache"])) == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the remote script checks that it runs as root")
+def test_without_openssl_the_checksum_falls_back_to_sha256sum(work):
+    """The remote script hashes with OpenSSL where it is there, else coreutils' sha256sum: run it with
+    a PATH that has no openssl and a cached 'binary' (a script) that must be run only when its
+    SHA-256 is the expected one."""
+    sys.path.insert(0, os.path.join(REPO, "ansible"))
+    from ansible_collections.kubeha.control_plane.plugins.plugin_utils import cached_binary as plugin
+    tools = os.path.join(work["root"], "bin")
+    os.makedirs(tools)
+    for tool in ("sh", "id", "uname", "cut", "sha256sum", "cat"):
+        os.symlink(shutil.which(tool), os.path.join(tools, tool))
+    os.makedirs(work["cache"])
+    fake = b"#!/bin/sh\necho '{\"changed\": false, \"msg\": \"ran\"}'\n"
+    sha = hashlib.sha256(fake).hexdigest()
+    with open(os.path.join(work["cache"], "x-" + sha), "wb") as handle:
+        handle.write(fake)
+    os.chmod(os.path.join(work["cache"], "x-" + sha), 0o700)
+    script = plugin.SUM + 'd=%s; m=x; n=%s; b="$d/$m-$n"\n' % (work["cache"], sha) + plugin.RUN % {
+        "marker": plugin.MARKER, "arches": "|".join(plugin.ARCHITECTURES)}
+    env = {"PATH": tools}
+    out = subprocess.run([os.path.join(tools, "sh"), "-c", script], env=env, capture_output=True, text=True, check=False)
+    assert json.loads(out.stdout)["msg"] == "ran", out
+    with open(os.path.join(work["cache"], "x-" + sha), "ab") as handle:
+        handle.write(b"# changed\n")
+    out = subprocess.run([os.path.join(tools, "sh"), "-c", script], env=env, capture_output=True, text=True, check=False)
+    assert out.stdout.strip() == plugin.MARKER + " miss", out

@@ -64,10 +64,17 @@ MARKER = "kubeha-fast-path:"
 
 # Run the cached binary if its SHA-256 is the expected one. Prints a MARKER line instead when the
 # binary cannot be run from the cache; the module's own result is the binary's standard output.
+# SHA-256 through OpenSSL where it is there (kubeha's hosts have it): about 5 times faster than
+# coreutils' sha256sum, which has no SHA extensions (10 ms against 55 ms for a 6.8 MB file, measured
+# on the test bed), and this runs before every call
+SUM = """\
+sum256() { if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r; else sha256sum; fi; }
+"""
+
 RUN = """\
 if [ "$(id -u)" != 0 ]; then echo "%(marker)s not-root"; exit 0; fi
 case "$(uname -m)" in %(arches)s) ;; *) echo "%(marker)s architecture $(uname -m)"; exit 0;; esac
-if [ -f "$b" ] && [ "$(sha256sum <"$b" 2>/dev/null | cut -c1-64)" = "$n" ]; then
+if [ -f "$b" ] && [ "$(sum256 <"$b" 2>/dev/null | cut -c1-64)" = "$n" ]; then
     "$b" -; rc=$?
     [ "$rc" -ne 126 ] || echo "%(marker)s noexec"
     exit "$rc"
@@ -84,7 +91,7 @@ mkdir -p "$d" && chown root:root "$d" && chmod 0700 "$d" || give_up unwritable
 t=$(mktemp "$d/.$m-$n.XXXXXX") || give_up unwritable
 cat "$up/binary" >"$t" || give_up unwritable
 rm -rf "$up"
-[ "$(sha256sum <"$t" | cut -c1-64)" = "$n" ] || give_up checksum
+[ "$(sum256 <"$t" | cut -c1-64)" = "$n" ] || give_up checksum
 chmod 0700 "$t" && mv -f "$t" "$b" || give_up unwritable
 for old in "$d/$m"-*; do [ "$old" = "$b" ] || rm -f "$old"; done
 """
@@ -174,7 +181,7 @@ class CachedBinaryAction(ActionBase):
         if not isinstance(cache_dir, str) or not cache_dir.startswith("/") or "\n" in cache_dir:
             raise AnsibleActionFail("kubeha_module_cache_dir must be an absolute path, got %r" % (cache_dir,))
         name = module.rpartition(".")[2]
-        prelude = "d=%s; m=%s; n=%s; b=\"$d/$m-$n\"\n" % (shlex.quote(cache_dir.rstrip("/") or "/"), shlex.quote(name), sha)
+        prelude = SUM + "d=%s; m=%s; n=%s; b=\"$d/$m-$n\"\n" % (shlex.quote(cache_dir.rstrip("/") or "/"), shlex.quote(name), sha)
         run = RUN % {"marker": MARKER, "arches": "|".join(ARCHITECTURES)}
         args = self._arguments(module, task_vars)
 
