@@ -93,7 +93,13 @@ playbooks() { KUBEHA_TEST_TIER=$tier scripts/test-playbooks.sh "$1"; }
 control() { ansible-playbook -i testbed/inventory/pinned.yml molecule/pinned/control.yml; }
 # make test-full only: the whole molecule scenario, from new containers and a fresh install (no
 # snapshot), as `molecule test` runs it
-molecule_test() { testbed/down.sh && molecule test -s "$1"; }
+# (and no kubeha module call may fall back to Ansible's copy-per-call path: the plugin warns when it does)
+molecule_test() {
+    local log=reports/molecule-$1.log
+    mkdir -p reports
+    testbed/down.sh && molecule test -s "$1" 2>&1 | tee "$log" && ! grep -q "kubeha fast path not used" "$log" \
+        || { grep -m3 -A2 "kubeha fast path not used" "$log"; return 1; }
+}
 
 section "setup: host packages (scripts/host-deps.sh)" scripts/host-deps.sh
 section "setup: Python tools (scripts/venv.sh)" scripts/venv.sh
