@@ -29,6 +29,9 @@ pub enum Kind {
     },
     /// `type: list, elements: str`; a comma-separated string is accepted, as Ansible does.
     StrList,
+    /// `type: list, elements: dict` whose items have their own options (the sidecar's
+    /// `options:` under the option), parsed with the same rules.
+    DictList(&'static ModuleSpec),
 }
 
 impl Kind {
@@ -39,7 +42,16 @@ impl Kind {
             Kind::Path => "path",
             Kind::Bool => "bool",
             Kind::Int { .. } => "int",
-            Kind::StrList => "list",
+            Kind::StrList | Kind::DictList(_) => "list",
+        }
+    }
+
+    /// The `elements:` of a list option.
+    pub fn elements(self) -> Option<&'static str> {
+        match self {
+            Kind::StrList => Some("str"),
+            Kind::DictList(_) => Some("dict"),
+            _ => None,
         }
     }
 }
@@ -68,7 +80,7 @@ impl Default {
 }
 
 /// One option of a module.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OptionSpec {
     pub name: &'static str,
     pub kind: Kind,
@@ -108,8 +120,9 @@ impl OptionSpec {
     }
 }
 
-/// A module's name and its options: the single declaration of what it accepts.
-#[derive(Debug)]
+/// A module's name and its options: the single declaration of what it accepts. The items of a
+/// [`Kind::DictList`] option have one too, named after the option.
+#[derive(Debug, PartialEq, Eq)]
 pub struct ModuleSpec {
     pub name: &'static str,
     pub options: &'static [OptionSpec],
@@ -132,10 +145,11 @@ enum Parsed {
     Bool(bool),
     Int(i64),
     List(Vec<String>),
+    Dicts(Vec<Options>),
 }
 
 /// A module's options, parsed against its spec, defaults filled in.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     spec: &'static ModuleSpec,
     values: BTreeMap<&'static str, Parsed>,
@@ -245,6 +259,14 @@ impl Options {
             _ => Ok(Vec::new()),
         }
     }
+
+    /// A list of dictionaries, each parsed against the option's item spec; empty when not given.
+    pub fn dicts(&self, name: &'static str) -> Result<Vec<Options>> {
+        match self.get(name, &["list"])? {
+            Some(Parsed::Dicts(items)) => Ok(items.clone()),
+            _ => Ok(Vec::new()),
+        }
+    }
 }
 
 /// One option's value: converted to its kind, checked against its choices and range, the default
@@ -268,6 +290,7 @@ fn parse_value(option: &OptionSpec, given: Option<Value>) -> Result<Option<Parse
         Kind::Bool => Parsed::Bool(to_bool(name, value)?),
         Kind::Int { min, max } => Parsed::Int(to_int(name, value, min, max)?),
         Kind::StrList => Parsed::List(to_list(name, value)?),
+        Kind::DictList(items) => Parsed::Dicts(to_dicts(name, value, items)?),
     };
     match &parsed {
         Parsed::Str(s) if option.required && s.trim().is_empty() => {
@@ -280,6 +303,9 @@ fn parse_value(option: &OptionSpec, given: Option<Value>) -> Result<Option<Parse
             ))
         }
         Parsed::List(l) if option.required && l.is_empty() => {
+            return Err(Error::option(name, "is required: give at least one item"))
+        }
+        Parsed::Dicts(l) if option.required && l.is_empty() => {
             return Err(Error::option(name, "is required: give at least one item"))
         }
         _ => {}
@@ -374,6 +400,28 @@ fn to_list(name: &str, value: Value) -> Result<Vec<String>> {
     }
 }
 
+/// Each item a dictionary parsed against `items`; errors name the option and the item's index
+/// (`kubeconfigs[2]: option `server`: is required`).
+fn to_dicts(name: &str, value: Value, items: &'static ModuleSpec) -> Result<Vec<Options>> {
+    let Value::Array(list) = value else {
+        return Err(Error::option(
+            name,
+            format!("expected a list of dictionaries, got {}", type_name(&value)),
+        ));
+    };
+    list.into_iter()
+        .enumerate()
+        .map(|(i, item)| match item {
+            Value::Object(map) => Options::parse(items, map)
+                .map_err(|e| Error::option(&format!("{name}[{i}]"), e.to_string())),
+            other => Err(Error::option(
+                &format!("{name}[{i}]"),
+                format!("expected a dictionary, got {}", type_name(&other)),
+            )),
+        })
+        .collect()
+}
+
 /// The supported name nearest to `unknown` (edit distance at most 2, and less than half its
 /// length), if any: the "did you mean" of an unknown option.
 fn closest(unknown: &str, supported: &[&'static str]) -> Option<&'static str> {
@@ -434,6 +482,62 @@ mod tests {
             OptionSpec::new("cluster", Kind::Str, "A name."),
         ],
     };
+
+    static ITEM: ModuleSpec = ModuleSpec {
+        name: "test_module.items",
+        options: &[
+            OptionSpec::new("path", Kind::Path, "A file.").required(),
+            OptionSpec::new("keep", Kind::Bool, "Keep.").default(Default::Bool(false)),
+        ],
+    };
+
+    static WITH_ITEMS: ModuleSpec = ModuleSpec {
+        name: "test_items",
+        options: &[OptionSpec::new("items", Kind::DictList(&ITEM), "Items.")],
+    };
+
+    #[test]
+    fn dictionary_items_are_parsed_with_their_own_spec_and_named_by_index() {
+        let parse_items = |v: Value| match v {
+            Value::Object(m) => Options::parse(&WITH_ITEMS, m),
+            _ => unreachable!("tests pass objects"),
+        };
+        let o =
+            parse_items(json!({"items": [{"path": "/a"}, {"path": "/b", "keep": "yes"}]})).unwrap();
+        let items = o.dicts("items").unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].path("path").unwrap(), PathBuf::from("/a"));
+        assert!(!items[0].bool("keep").unwrap());
+        assert!(items[1].bool("keep").unwrap());
+        assert!(parse_items(json!({}))
+            .unwrap()
+            .dicts("items")
+            .unwrap()
+            .is_empty());
+        let e = parse_items(json!({"items": [{"path": "/a"}, {"keep": true}]}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("option `items[1]`") && e.contains("option `path`: is required"),
+            "{e}"
+        );
+        let e = parse_items(json!({"items": [{"path": "/a", "pth": "/b"}]}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("items[0]") && e.contains("`pth` (did you mean `path`?)"),
+            "{e}"
+        );
+        let e = parse_items(json!({"items": ["/a"]}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("items[0]") && e.contains("expected a dictionary, got a string"),
+            "{e}"
+        );
+        let e = parse_items(json!({"items": "/a"})).unwrap_err().to_string();
+        assert!(e.contains("expected a list of dictionaries"), "{e}");
+    }
 
     fn parse(v: Value) -> Result<Options> {
         match v {

@@ -344,3 +344,110 @@ fn bad_inputs_fail_clearly_and_leave_the_manifest_alone() {
     }
     assert!(!env.park.exists());
 }
+
+/// `served_cert_path`: the endpoint must present exactly that certificate; its fingerprint is
+/// reported as openssl prints it. Another certificate fails naming both fingerprints, and with
+/// `wait` the failure says how long and how often it tried.
+#[test]
+fn served_certificate_is_compared_with_the_one_on_disk() {
+    let env = Env::start();
+    let on_disk = env.cluster.path("apiserver.crt");
+    let out = run_module(
+        "ha_verify",
+        env.options(json!({"served_cert_path": on_disk})),
+        Mode::NORMAL,
+    )
+    .ok();
+    let pem = fs::read(&on_disk).unwrap();
+    let der = openssl::x509::X509::from_pem(&pem)
+        .unwrap()
+        .to_der()
+        .unwrap();
+    let want: Vec<String> = openssl::sha::sha256(&der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    assert_eq!(out.json["served_cert_sha256"], json!(want.join(":")));
+    assert_eq!(out.json["attempts"], json!(1));
+    assert!(!out.changed());
+
+    // A certificate the endpoint does not serve (valid, same CA): refused, and again after waiting.
+    let other = env.cluster.path("other-leaf.crt");
+    fs::write(&other, env.cluster.pki.ca.to_pem().unwrap()).unwrap();
+    let msg = run_module(
+        "ha_verify",
+        env.options(json!({"served_cert_path": other})),
+        Mode::NORMAL,
+    )
+    .fail_msg();
+    assert!(
+        msg.contains("served certificate: serves the certificate SHA-256"),
+        "{msg}"
+    );
+    assert!(msg.contains(&other.display().to_string()), "{msg}");
+    let started = Instant::now();
+    let msg = run_module(
+        "ha_verify",
+        env.options(json!({"served_cert_path": other, "wait": 2})),
+        Mode::NORMAL,
+    )
+    .fail_msg();
+    assert!(msg.contains("did not pass the checks within 2s"), "{msg}");
+    assert!(!msg.contains("(1 tries)"), "it tried only once: {msg}");
+    assert!(started.elapsed() >= Duration::from_secs(1), "{msg}");
+
+    // Not a certificate: named with the file.
+    let garbage = env.cluster.path("garbage.crt");
+    fs::write(&garbage, "not a certificate\n").unwrap();
+    let msg = run_module(
+        "ha_verify",
+        env.options(json!({"served_cert_path": garbage})),
+        Mode::NORMAL,
+    )
+    .fail_msg();
+    assert!(
+        msg.contains("garbage.crt") && msg.contains("not a PEM certificate"),
+        "{msg}"
+    );
+}
+
+/// `wait`: an apiserver that comes back while the module waits passes within the one call.
+#[test]
+fn wait_repeats_the_checks_until_the_apiserver_is_back() {
+    let env = Env::start();
+    let manifest = env.manifests.join("kube-apiserver.yaml");
+    let aside = env.cluster.path("kube-apiserver.yaml.aside");
+    fs::rename(&manifest, &aside).unwrap();
+    // The stand-in kubelet stops it; readiness must fail before the wait starts.
+    let local = json!({"endpoint": format!("127.0.0.1:{}", env.local_port)});
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while run_module("ha_verify", env.options(local.clone()), Mode::NORMAL).json["failed"]
+        != json!(true)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the local apiserver did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let back = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        fs::rename(&aside, &manifest).unwrap();
+    });
+    let mut opts = env.options(local);
+    opts["wait"] = json!(60);
+    opts["served_cert_path"] = json!(env.cluster.path("apiserver.crt"));
+    let out = run_module("ha_verify", opts, Mode::NORMAL).ok();
+    back.join().unwrap();
+    assert!(out.json["attempts"].as_u64().unwrap() > 1, "{}", out.json);
+    assert!(
+        out.json["waited_seconds"].as_f64().unwrap() >= 1.0,
+        "{}",
+        out.json
+    );
+    assert!(
+        out.json["msg"].as_str().unwrap().contains("tries"),
+        "{}",
+        out.json
+    );
+}

@@ -228,3 +228,117 @@ fn arguments_that_are_not_a_json_object_fail_as_json() {
     let out = run_module_raw(M, "{not json");
     assert!(out.fail_msg().contains("not valid JSON"));
 }
+
+/// `kubeconfigs`: every file of a master in one call, each with its own server; check mode
+/// predicts all of them and writes nothing; the real run changes only the `server:` lines and
+/// backs up each file; the second run changes nothing.
+#[test]
+fn several_kubeconfigs_in_one_call() {
+    let fx = Fixture::kubespray(Layout::Pinned);
+    let vip = format!("https://{VIP}:6443");
+    let local = format!("https://{MASTER1_IP}:6443");
+    let files = [
+        ("etc/kubernetes/admin.conf", vip.as_str()),
+        ("etc/kubernetes/kubelet.conf", vip.as_str()),
+        ("etc/kubernetes/controller-manager.conf", local.as_str()),
+        ("root/.kube/config", vip.as_str()),
+    ];
+    let originals: Vec<String> = files.iter().map(|(rel, _)| fx.read(rel)).collect();
+    let items: Vec<_> = files
+        .iter()
+        .map(|(rel, server)| json!({"path": fx.path(rel), "server": server}))
+        .collect();
+    let options = json!({"kubeconfigs": items});
+    let before = fx.snapshot();
+
+    let check = run_module(M, options.clone(), Mode::CHECK_DIFF).ok();
+    assert_same_tree(&before, &fx.snapshot());
+    let results = check.json["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4);
+    let changed: Vec<bool> = results
+        .iter()
+        .map(|r| r["changed"] == json!(true))
+        .collect();
+    // controller-manager.conf already names master 1: no change predicted for it.
+    assert_eq!(changed, vec![true, true, false, true], "{}", check.stdout);
+    assert!(check.changed());
+    assert_eq!(check.json["diff"].as_array().unwrap().len(), 3);
+    assert!(
+        check.json.get("server_before").is_none(),
+        "{}",
+        check.stdout
+    );
+    assert_no_secrets(&check.stdout, &fx.secrets, "kubeconfigs");
+
+    let real = run_module(M, options.clone(), Mode::NORMAL).ok();
+    for (i, (rel, server)) in files.iter().enumerate() {
+        let (removed, added) = line_changes(&originals[i], &fx.read(rel));
+        if changed[i] {
+            assert_eq!(added, vec![format!("    server: {server}")], "{rel}");
+            assert_eq!(removed.len(), 1, "{rel}");
+            let backup = real.json["results"][i]["backup_file"].as_str().unwrap();
+            assert_eq!(fs::read_to_string(backup).unwrap(), originals[i], "{rel}");
+        } else {
+            assert!(removed.is_empty() && added.is_empty(), "{rel}");
+            assert!(real.json["results"][i].get("backup_file").is_none());
+        }
+    }
+    let tree = fx.snapshot();
+    let again = run_module(M, options, Mode::DIFF).ok();
+    assert!(!again.changed(), "{}", again.stdout);
+    assert_same_tree(&tree, &fx.snapshot());
+}
+
+/// One bad file among several: the call fails naming it and no file is written; mixing
+/// `kubeconfigs` with `path` and leaving an item's `server` out fail naming the option.
+#[test]
+fn several_kubeconfigs_one_bad_changes_none() {
+    let fx = Fixture::kubespray(Layout::Pinned);
+    let vip = format!("https://{VIP}:6443");
+    fs::write(fx.path("etc/kubernetes/broken.conf"), "clusters: [\n").unwrap();
+    let before = fx.snapshot();
+    let msg = run_module(
+        M,
+        json!({"kubeconfigs": [
+            {"path": fx.path("etc/kubernetes/admin.conf"), "server": vip},
+            {"path": fx.path("etc/kubernetes/broken.conf"), "server": vip},
+            {"path": fx.path("etc/kubernetes/missing.conf"), "server": vip},
+        ]}),
+        Mode::NORMAL,
+    )
+    .fail_msg();
+    // Every file that cannot be changed is named, not only the first.
+    assert!(
+        msg.contains("broken.conf") && msg.contains("missing.conf"),
+        "{msg}"
+    );
+    assert_same_tree(&before, &fx.snapshot());
+
+    let msg = run_module(
+        M,
+        json!({"path": fx.path("etc/kubernetes/admin.conf"), "kubeconfigs": [
+            {"path": fx.path("etc/kubernetes/admin.conf"), "server": vip}]}),
+        Mode::NORMAL,
+    )
+    .fail_msg();
+    assert!(
+        msg.contains("`kubeconfigs`") && msg.contains("mutually exclusive with path"),
+        "{msg}"
+    );
+    let msg = run_module(
+        M,
+        json!({"kubeconfigs": [{"path": fx.path("etc/kubernetes/admin.conf")}]}),
+        Mode::NORMAL,
+    )
+    .fail_msg();
+    assert!(
+        msg.contains("kubeconfigs[0]") && msg.contains("`server`: is required"),
+        "{msg}"
+    );
+    let msg = run_module(M, json!({"server": vip}), Mode::NORMAL).fail_msg();
+    assert!(
+        msg.contains("`path`: is required (or give the files as a kubeconfigs list)"),
+        "{msg}"
+    );
+    assert_same_tree(&before, &fx.snapshot());
+}

@@ -3,7 +3,10 @@
 //! or IP), `/readyz` must answer `ok`, and an authenticated GET (client certificate of the
 //! kubeconfig) must work. With `drill: local_apiserver` it holds this host's kube-apiserver down
 //! ([`park`]), sends `requests` authenticated requests through the endpoint, and always brings the
-//! apiserver back and waits until it is ready. Docs: the sidecar `ha_verify.yml`.
+//! apiserver back and waits until it is ready. With `served_cert_path` the endpoint must also
+//! present exactly that certificate (the one on disk, after a reissue); with `wait` the checks are
+//! repeated inside this one call until they pass, so a readiness wait costs one remote command
+//! instead of one per retry. Docs: the sidecar `ha_verify.yml`.
 
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
@@ -12,11 +15,12 @@ use crate::host::park::{self, ParkPaths, Parked};
 use crate::host::process;
 use crate::kubeconfig::Kubeconfig;
 use crate::net::http::{self, Request, Response};
-use crate::net::tls::{ca_certs_from_pem, ClientIdentity, TlsConfig};
+use crate::net::tls::{self, ca_certs_from_pem, ClientIdentity, TlsConfig};
 use crate::options::{Default, Kind, ModuleSpec, OptionSpec, Options};
 use crate::protocol::{Module, ModuleOutput};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use openssl::x509::X509;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -24,6 +28,8 @@ use std::time::{Duration, Instant};
 const AUTH_PATH: &str = "/api/v1/namespaces/kube-system/configmaps/kubeadm-config";
 const FALLBACK_PATH: &str = "/api/v1/namespaces";
 const POLL: Duration = Duration::from_millis(200);
+/// Pause between two tries of the checks while `wait` runs.
+const WAIT_POLL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Drill {
@@ -44,6 +50,8 @@ pub struct HaVerify {
     pub manifests_dir: PathBuf,
     pub park_dir: PathBuf,
     pub local_health_url: Option<HealthUrl>,
+    pub wait: Duration,
+    pub served_cert_path: Option<PathBuf>,
 }
 
 /// What must be repaired before checking: a manifest an interrupted drill left parked.
@@ -57,6 +65,16 @@ pub struct Verified {
     leftover: Option<String>,
     /// The drill's figures; `None` without a drill or in check mode.
     drill: Option<DrillOutcome>,
+    /// How long the checks took to pass.
+    waited: Waited,
+}
+
+/// Tries of the checks until they passed.
+pub struct Waited {
+    attempts: u32,
+    seconds: f64,
+    /// SHA-256 fingerprint of the served certificate, when `served_cert_path` was given.
+    served_sha256: Option<String>,
 }
 
 /// A passed drill.
@@ -123,6 +141,17 @@ impl Module for HaVerify {
             )
             .default(Default::Str("/etc/kubernetes/manifests-kubeha-drill")),
             OptionSpec::new("local_health_url", Kind::Str, LOCAL_HEALTH_URL_DOC),
+            OptionSpec::new(
+                "wait",
+                Kind::Int { min: 0, max: 3600 },
+                "Seconds to keep repeating the checks until they pass (0 checks once).",
+            )
+            .default(Default::Int(0)),
+            OptionSpec::new(
+                "served_cert_path",
+                Kind::Path,
+                "PEM certificate the endpoint must present as its serving certificate (compared byte for byte).",
+            ),
         ],
     };
     type Plan = Plan;
@@ -159,6 +188,8 @@ impl Module for HaVerify {
             manifests_dir,
             park_dir,
             local_health_url,
+            wait: Duration::from_secs(o.int("wait")? as u64),
+            served_cert_path: o.opt_path("served_cert_path")?,
         })
     }
 
@@ -175,21 +206,18 @@ impl Module for HaVerify {
             _ => plan.leftover.clone(),
         };
         let probe = Prober::new(self)?;
-        if let Err(e) = probe.readyz() {
-            return Err(Error::remote(self.endpoint.url(), format!("/readyz: {e}")));
-        }
-        if let Err(e) = probe.authenticated() {
-            return Err(Error::remote(
-                self.endpoint.url(),
-                format!("authenticated GET: {e}"),
-            ));
-        }
+        let expected = self.expected_certificate()?;
+        let waited = self.until_serving(&probe, expected.as_ref())?;
         let drill = if self.drill == Drill::None || check_mode {
             None
         } else {
             Some(self.drill(probe)?)
         };
-        Ok(Verified { leftover, drill })
+        Ok(Verified {
+            leftover,
+            drill,
+            waited,
+        })
     }
 
     fn report(&self, _plan: Plan, verified: Verified, check_mode: bool) -> ModuleOutput {
@@ -209,12 +237,27 @@ impl Module for HaVerify {
         out.set("endpoint", self.endpoint.to_string());
         out.set("readyz", "ok");
         out.set("authenticated", true);
+        let waited = &verified.waited;
+        out.set("attempts", waited.attempts);
+        out.set("waited_seconds", (waited.seconds * 10.0).round() / 10.0);
+        if let Some(fp) = &waited.served_sha256 {
+            out.set("served_cert_sha256", fp.clone());
+        }
         let Some(d) = verified.drill else {
             out.msg = format!(
-                "{} serves the API: certificate verified against {} for host {}, /readyz ok, authenticated GET ok{}",
+                "{} serves the API: certificate verified against {} for host {}{}, /readyz ok, authenticated GET ok{}{}",
                 self.endpoint,
                 self.ca_cert_path.display(),
                 self.endpoint.host(),
+                match &self.served_cert_path {
+                    Some(p) => format!(" and equal to {}", p.display()),
+                    None => String::new(),
+                },
+                if waited.attempts > 1 {
+                    format!(" (after {} tries, {:.1}s)", waited.attempts, waited.seconds)
+                } else {
+                    String::new()
+                },
                 if check_mode && self.drill != Drill::None { " (check mode: no drill)" } else { "" }
             );
             return out;
@@ -245,6 +288,71 @@ impl Module for HaVerify {
 const LOCAL_HEALTH_URL_DOC: &str = "Override of the local apiserver's C(/readyz) URL; its port also picks the local process when several run.";
 
 impl HaVerify {
+    /// The certificate named by `served_cert_path`, read once for every try.
+    fn expected_certificate(&self) -> Result<Option<ExpectedCert>> {
+        let Some(path) = &self.served_cert_path else {
+            return Ok(None);
+        };
+        let pem = crate::fsio::read(path)?;
+        let cert = X509::from_pem(&pem).map_err(|e| Error::Content {
+            path: path.clone(),
+            reason: format!("not a PEM certificate ({e}); served_cert_path must name the apiserver's serving certificate"),
+        })?;
+        Ok(Some(ExpectedCert::new(path, &cert)?))
+    }
+
+    /// Run the checks (readiness, served certificate, authenticated GET) until they pass or
+    /// `wait` runs out; the error is the last try's.
+    fn until_serving(&self, probe: &Prober, expected: Option<&ExpectedCert>) -> Result<Waited> {
+        let started = Instant::now();
+        let deadline = started + self.wait;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.check_once(probe, expected) {
+                Ok(served_sha256) => {
+                    return Ok(Waited {
+                        attempts,
+                        seconds: started.elapsed().as_secs_f64(),
+                        served_sha256,
+                    })
+                }
+                Err(e) if self.wait.is_zero() => return Err(e),
+                Err(e) if Instant::now() + WAIT_POLL > deadline => {
+                    return Err(Error::Timeout(format!(
+                        "{} did not pass the checks within {}s ({attempts} tries); last: {e}",
+                        self.endpoint,
+                        self.wait.as_secs()
+                    )))
+                }
+                Err(_) => std::thread::sleep(WAIT_POLL),
+            }
+        }
+    }
+
+    /// One try: `/readyz`, then the served certificate, then an authenticated GET.
+    fn check_once(
+        &self,
+        probe: &Prober,
+        expected: Option<&ExpectedCert>,
+    ) -> Result<Option<String>> {
+        let remote =
+            |what: &str, e: String| Error::remote(self.endpoint.url(), format!("{what}: {e}"));
+        probe.readyz().map_err(|e| remote("/readyz", e))?;
+        let served = match expected {
+            Some(want) => Some(
+                probe
+                    .served_matches(want)
+                    .map_err(|e| remote("served certificate", e))?,
+            ),
+            None => None,
+        };
+        probe
+            .authenticated()
+            .map_err(|e| remote("authenticated GET", e))?;
+        Ok(served)
+    }
+
     fn park_paths(&self) -> ParkPaths {
         ParkPaths::new(&self.manifests_dir, &self.park_dir, "kube-apiserver.yaml")
     }
@@ -450,6 +558,39 @@ impl DrillStats {
     }
 }
 
+/// The certificate the endpoint must serve, as DER, with its fingerprint for messages.
+pub struct ExpectedCert {
+    path: String,
+    der: Vec<u8>,
+    sha256: String,
+}
+
+impl ExpectedCert {
+    fn new(path: &std::path::Path, cert: &X509) -> Result<Self> {
+        let content = |reason: String| Error::Content {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let der = cert
+            .to_der()
+            .map_err(|e| content(format!("cannot encode the certificate: {e}")))?;
+        Ok(ExpectedCert {
+            path: path.display().to_string(),
+            sha256: sha256_hex(&der),
+            der,
+        })
+    }
+}
+
+/// Upper-case colon-separated SHA-256, as `openssl x509 -fingerprint -sha256` prints it.
+fn sha256_hex(der: &[u8]) -> String {
+    openssl::sha::sha256(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// Requests to the endpoint: anonymous `/readyz` and authenticated GETs, TLS verified against
 /// the cluster CA for the endpoint's host.
 struct Prober {
@@ -493,6 +634,28 @@ impl Prober {
             &Request::get(path),
             self.timeout,
         )
+    }
+
+    /// The served leaf certificate (verified like every request) is `want`; its fingerprint.
+    fn served_matches(&self, want: &ExpectedCert) -> std::result::Result<String, String> {
+        let served = tls::served_certificate(
+            &self.host,
+            self.port,
+            &self.anonymous,
+            Instant::now() + self.timeout,
+        )?;
+        let der = served
+            .to_der()
+            .map_err(|e| format!("cannot encode the served certificate: {e}"))?;
+        let fingerprint = sha256_hex(&der);
+        if der == want.der {
+            Ok(fingerprint)
+        } else {
+            Err(format!(
+                "serves the certificate SHA-256 {fingerprint}, not {} (SHA-256 {}); the apiserver has not loaded it yet",
+                want.path, want.sha256
+            ))
+        }
     }
 
     fn readyz(&self) -> std::result::Result<String, String> {

@@ -224,6 +224,19 @@ pub fn connect(
     ssl.connect(tcp).map_err(|e| describe_handshake_error(&e))
 }
 
+/// The leaf certificate the server presents, verified as [`connect`] verifies it.
+pub fn served_certificate(
+    host: &str,
+    port: u16,
+    config: &TlsConfig,
+    deadline: Instant,
+) -> std::result::Result<X509, String> {
+    let mut stream = connect(host, port, config, deadline)?;
+    let cert = stream.ssl().peer_certificate();
+    let _ = stream.shutdown();
+    cert.ok_or_else(|| "the server presented no certificate".to_string())
+}
+
 fn describe_handshake_error(e: &openssl::ssl::HandshakeError<TcpStream>) -> String {
     match e {
         openssl::ssl::HandshakeError::Failure(mid) => {
