@@ -4,7 +4,7 @@ SHELL := /bin/bash
 LAYOUT ?= pinned
 export LAYOUT
 
-.PHONY: deps venv build image testbed convert drill report demo test test-rust test-emulators \
+.PHONY: deps venv build build-aarch64 image testbed convert drill report demo test test-rust test-emulators \
         test-full test-collection test-molecule test-playbooks chaos bench clean clean-images
 
 deps:            ## host packages (Debian) the build and the test bed need
@@ -15,6 +15,9 @@ venv: deps       ## pinned Python tools in .venv/
 
 build: deps      ## release module binaries into the collection
 	scripts/build-modules.sh
+
+build-aarch64: deps  ## aarch64 module binaries into the collection's bin/aarch64 and build/kubeha-control_plane-<version>-aarch64.tar.gz
+	scripts/build-modules.sh aarch64
 
 image: deps      ## the test-bed node image (cached by recipe hash; make test builds the bullseye one itself)
 	testbed/images/build.sh node

@@ -113,6 +113,11 @@ section "test-bed tools (pytest)" bed_tools
 section "collection checks" collection
 section "action plugin on ansible-core 2.15-2.19 (tests/plugin, local connection)" action_plugin
 section "bullseye compatibility of the module binaries" bullseye
+if [[ $tier == full ]]; then
+    # the aarch64 binaries (Debian's rustc-web + arm64 std, cargo-zigbuild) in an arm64 bullseye
+    # under qemu-user: every module starts and answers, bullseye's openssl verifies apiserver_cert's
+    section "aarch64: module binaries in an arm64 bullseye under qemu-user" scripts/test-bullseye.sh aarch64
+fi
 section "pinned: bed from the snapshot, healthy as the fresh one" bed pinned
 section "pinned: control (unconverted: master1 down => no API)" control
 section "pinned: dry run, convert, again, drill, rollback ($tier)" playbooks pinned

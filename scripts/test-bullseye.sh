@@ -14,19 +14,30 @@
 #   `openssl s_server` inside the container (TLS verified against the CA; a wrong CA must be
 #   refused), component_restart (no such process: a clean failure).
 # Every result must be one JSON object with the expected outcome and no key material.
-# Usage: scripts/test-bullseye.sh   (exit 0 = all expectations met)
+# With `aarch64`, the same in an arm64 bullseye (testbed/images/build.sh bullseye-arm64, run by
+# Debian's qemu-user-static through binfmt_misc) with the aarch64 binaries
+# (scripts/build-modules.sh aarch64, <collection>/bin/aarch64): every module starts and answers,
+# and the certificate apiserver_cert issues there is verified by that bullseye's own openssl.
+# Usage: scripts/test-bullseye.sh [x86_64|aarch64]   (exit 0 = all expectations met)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 
 MODULES=(control_plane_info kubeadm_config apiserver_cert kubeconfig_server component_restart cluster_configmaps ha_verify)
-MODULES_DIR=$repo/ansible/ansible_collections/kubeha/control_plane/plugins/modules
+ARCH=${1:-x86_64}
+case $ARCH in
+    x86_64) flavour=bullseye platform=linux/amd64 hash_field=4
+            MODULES_DIR=$repo/ansible/ansible_collections/kubeha/control_plane/plugins/modules ;;
+    aarch64) flavour=bullseye-arm64 platform=linux/arm64 hash_field=6
+             MODULES_DIR=$repo/ansible/ansible_collections/kubeha/control_plane/bin/aarch64 ;;
+    *) echo "usage: $0 [x86_64|aarch64]" >&2; exit 2 ;;
+esac
 
-testbed/images/build.sh bullseye
-image=kubeha-bullseye:$(testbed/images/build.sh hash | awk '{print $4}')
+testbed/images/build.sh "$flavour"
+image=kubeha-$flavour:$(testbed/images/build.sh hash | awk -v f="$hash_field" '{print $f}')
 docker image inspect "$image" >/dev/null
 
-scripts/build-modules.sh >/dev/null
+scripts/build-modules.sh "$ARCH" >/dev/null
 for m in "${MODULES[@]}"; do
     [[ -x $MODULES_DIR/$m ]] || { echo "test-bullseye: $MODULES_DIR/$m missing after the build" >&2; exit 1; }
 done
@@ -131,7 +142,7 @@ args restart_absent true '"name": "kube-scheduler", "timeout": 5'
 cat >"$work/run.sh" <<'EOF'
 set -u
 cd /work
-{ ldd --version | head -1; dpkg-query -W -f '${Package} ${Version}\n' libc6 libssl1.1; openssl version; } >out/versions.txt
+{ uname -m; ldd --version | head -1; dpkg-query -W -f '${Package} ${Version}\n' libc6 libssl1.1; openssl version; } >out/versions.txt
 run() { /modules/"$1" "args/$2.json" >"out/$2.json" 2>"out/$2.stderr"; }
 run control_plane_info info_empty
 run kubeadm_config kubeadm_check
@@ -156,16 +167,19 @@ run component_restart restart_absent
 exit 0   # module failures are judged from their JSON below, not from exit codes
 EOF
 start=$SECONDS
-docker run --rm --network none -v "$MODULES_DIR:/modules:ro" -v "$work:/work" "$image" bash /work/run.sh
+docker run --rm --platform "$platform" --network none -v "$MODULES_DIR:/modules:ro" -v "$work:/work" "$image" bash /work/run.sh
 echo "test-bullseye: modules ran in $image in $((SECONDS - start)) s"
 sed 's/^/test-bullseye: /' "$work/out/versions.txt"
 
 # --- expectations --------------------------------------------------------------------------------
-python3 - "$work" <<'EOF'
+python3 - "$work" "$ARCH" <<'EOF'
 import difflib, json, pathlib, sys
 work = pathlib.Path(sys.argv[1])
 out = work / "out"
 problems = []
+machine = (out / "versions.txt").read_text().splitlines()[0].strip()
+if machine != sys.argv[2]:
+    problems.append(f"the modules ran on {machine}, not {sys.argv[2]}")
 
 def result(name):
     text = (out / f"{name}.json").read_text()

@@ -9,8 +9,18 @@
 use crate::diff::FileDiff;
 use crate::error::{Error, Result};
 use crate::fsio;
+use crate::options::{Default, Kind, OptionSpec};
 use crate::protocol::ModuleOutput;
 use std::path::{Path, PathBuf};
+
+/// The `backup` option of every module that edits one file in place (declared once, so that the
+/// modules and their sidecars cannot drift apart).
+pub const BACKUP_OPTION: OptionSpec = OptionSpec::new(
+    "backup",
+    Kind::Bool,
+    "Keep a copy of the original file next to it with Ansible's backup naming.",
+)
+.default(Default::Bool(true));
 
 /// A file about to be edited: the path the user gave, the real file behind it, its text.
 #[derive(Debug, Clone)]

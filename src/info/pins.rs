@@ -65,7 +65,7 @@ impl Masters {
             .map(|(label, _)| label.as_str())
     }
 
-    fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 }

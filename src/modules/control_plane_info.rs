@@ -98,7 +98,7 @@ impl Module for ControlPlaneInfo {
             .opt_string("endpoint")?
             .map(|e| Endpoint::parse(&e, "endpoint"))
             .transpose()?;
-        let pin_scan = match (o.list("masters")?.is_empty(), endpoint) {
+        let pin_scan = match (masters.is_empty(), endpoint) {
             (true, _) => None,
             (false, None) => {
                 return Err(Error::option(

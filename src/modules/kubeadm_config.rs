@@ -47,12 +47,7 @@ impl Module for KubeadmConfig {
                 "Names and IP addresses C(apiServer.certSANs) must contain.",
             )
             .default(Default::EmptyList),
-            OptionSpec::new(
-                "backup",
-                Kind::Bool,
-                "Keep a copy of the original file next to it with Ansible's backup naming.",
-            )
-            .default(Default::Bool(true)),
+            file_change::BACKUP_OPTION,
         ],
     };
     type Plan = Plan;

@@ -8,7 +8,7 @@ use crate::endpoint::ServerUrl;
 use crate::error::{Error, Result};
 use crate::file_change::{self, Target};
 use crate::kubeconfig::{self, Kubeconfig};
-use crate::options::{Default, Kind, ModuleSpec, OptionSpec, Options};
+use crate::options::{Kind, ModuleSpec, OptionSpec, Options};
 use crate::protocol::{Module, ModuleOutput};
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
@@ -76,12 +76,7 @@ impl Module for KubeconfigServer {
                 Kind::DictList(&ITEM),
                 "Several files at once, each with its own O(path), O(server) and O(cluster); instead of those three.",
             ),
-            OptionSpec::new(
-                "backup",
-                Kind::Bool,
-                "Keep a copy of the original file next to it with Ansible's backup naming.",
-            )
-            .default(Default::Bool(true)),
+            file_change::BACKUP_OPTION,
         ],
     };
     type Plan = Plan;

@@ -2,10 +2,14 @@
 # Build the test-bed images without any registry: debootstrap --variant=minbase, then docker import.
 #   kubeha-node:<hash>      Debian bookworm, systemd as PID 1 (every test-bed host); also :latest
 #   kubeha-bullseye:<hash>  Debian bullseye, glibc 2.31 + OpenSSL 1.1 (old-host check of the modules)
+#   kubeha-bullseye-arm64:<hash>  the same for arm64, run under qemu-user (the aarch64 binaries'
+#                           check, scripts/test-bullseye.sh aarch64): Debian's qemu-user-static,
+#                           registered with the kernel's binfmt_misc (flag F, so it works inside
+#                           chroots and containers), runs debootstrap's second stage and the image
 # <hash> is a hash of the recipe files; an existing tag is reused (no rebuild). The downloaded
 # packages are cached as a debootstrap tarball under .cache/debootstrap/, keyed by a hash of the
 # suite and package list (the part of the recipe that decides what is downloaded).
-# Usage: testbed/images/build.sh [node|bullseye|all|hash]   (default: all)
+# Usage: testbed/images/build.sh [node|bullseye|bullseye-arm64|all|hash]   (default: all = node, bullseye)
 # Env: KUBEHA_IMAGE_FORCE=1 rebuilds even when the tag exists; KUBEHA_IMAGE_CACHE=DIR moves the
 # download cache (an empty DIR measures a build from scratch).
 set -euo pipefail
@@ -27,15 +31,30 @@ mirror() {
     echo "${uri:-http://deb.debian.org/debian}"
 }
 
+# An image's package list: bullseye-arm64 has bullseye's
+list() { echo "$here/${1%-arm64}.packages"; }
+
 recipe_hash() {   # hash of build.sh, setup-rootfs.sh and the image's package list
-    cat "$here/build.sh" "$here/setup-rootfs.sh" "$here/$1.packages" | sha256sum | cut -c1-12
+    cat "$here/build.sh" "$here/setup-rootfs.sh" "$(list "$1")" | sha256sum | cut -c1-12
 }
 
-download_hash() {   # what debootstrap downloads depends only on the suite and the package list
-    { echo "$2"; cat "$here/$1.packages"; } | sha256sum | cut -c1-12
+download_hash() {   # what debootstrap downloads depends on the suite, the architecture and the package list
+    { echo "$2 $(arch_of "$1")"; cat "$(list "$1")"; } | sha256sum | cut -c1-12
 }
 
-packages() { grep -vE '^\s*(#|$)' "$here/$1.packages" | paste -sd, -; }
+packages() { grep -vE '^\s*(#|$)' "$(list "$1")" | paste -sd, -; }
+
+arch_of() { if [[ $1 == *-arm64 ]]; then echo arm64; else echo amd64; fi; }
+
+# Let the kernel run arm64 programs through Debian's qemu-user-static (flag F: the interpreter is
+# opened now, so chroots and containers need no copy of it). Idempotent.
+enable_qemu_aarch64() {
+    [[ -e /usr/lib/binfmt.d/qemu-aarch64.conf ]] \
+        || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static >/dev/null
+    [[ -e /proc/sys/fs/binfmt_misc/register ]] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+    [[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]] \
+        || cat /usr/lib/binfmt.d/qemu-aarch64.conf >/proc/sys/fs/binfmt_misc/register
+}
 
 build_one() {   # name suite kind
     local name=$1 suite=$2 kind=$3 image hash tarball rootfs start mirror_url
@@ -47,6 +66,9 @@ build_one() {   # name suite kind
         return 0
     fi
     start=$SECONDS
+    local arch
+    arch=$(arch_of "$name")
+    [[ $arch == amd64 ]] || enable_qemu_aarch64
     mirror_url=$(mirror)
     mkdir -p "$cache"
     tarball="$cache/$name-$suite-$(download_hash "$name" "$suite").tgz"
@@ -55,7 +77,7 @@ build_one() {   # name suite kind
     if [[ ! -s $tarball ]]; then
         echo "debootstrap: downloading $suite packages from $mirror_url into $tarball"
         rm -f "$tarball.part"
-        debootstrap --variant=minbase --include="$(packages "$name")" \
+        debootstrap --arch="$arch" --variant=minbase --include="$(packages "$name")" \
             --make-tarball="$tarball.part" "$suite" "$rootfs/download" "$mirror_url" >"$rootfs.log" 2>&1 \
             || { tail -30 "$rootfs.log"; echo "debootstrap --make-tarball failed" >&2; return 1; }
         mv "$tarball.part" "$tarball"
@@ -64,7 +86,7 @@ build_one() {   # name suite kind
         echo "debootstrap: using cached $tarball"
     fi
     echo "debootstrap: installing $suite into $rootfs"
-    debootstrap --variant=minbase --include="$(packages "$name")" --unpack-tarball="$tarball" \
+    debootstrap --arch="$arch" --variant=minbase --include="$(packages "$name")" --unpack-tarball="$tarball" \
         "$suite" "$rootfs" "$mirror_url" >"$rootfs.log" 2>&1 \
         || { tail -30 "$rootfs.log"; echo "debootstrap failed (log $rootfs.log)" >&2; return 1; }
     rm -f "$rootfs.log"
@@ -75,7 +97,7 @@ build_one() {   # name suite kind
     else
         changes=(-c 'CMD ["/bin/bash"]')
     fi
-    tar -C "$rootfs" --numeric-owner -c . | docker import "${changes[@]}" \
+    tar -C "$rootfs" --numeric-owner -c . | docker import --platform "linux/$arch" "${changes[@]}" \
         -m "kubeha $name image, recipe $hash" - "$image" >/dev/null
     [[ $name == node ]] && docker tag "$image" kubeha-node:latest
     echo "built $image in $((SECONDS - start)) s"
@@ -84,7 +106,8 @@ build_one() {   # name suite kind
 case $which in
     node) build_one node bookworm systemd ;;
     bullseye) build_one bullseye bullseye plain ;;
+    bullseye-arm64) build_one bullseye-arm64 bullseye plain ;;
     all) build_one node bookworm systemd; build_one bullseye bullseye plain ;;
-    hash) echo "node $(recipe_hash node) bullseye $(recipe_hash bullseye)" ;;
-    *) echo "usage: $0 [node|bullseye|all|hash]" >&2; exit 2 ;;
+    hash) echo "node $(recipe_hash node) bullseye $(recipe_hash bullseye) bullseye-arm64 $(recipe_hash bullseye-arm64)" ;;
+    *) echo "usage: $0 [node|bullseye|bullseye-arm64|all|hash]" >&2; exit 2 ;;
 esac

@@ -49,7 +49,7 @@ def work():
     shutil.rmtree(root)
 
 
-def playbook(work, task, extra=None, verbosity=3, play=None, name="play.yml", show=True):
+def playbook(work, task, extra=None, verbosity=3, play=None, name="play.yml", show=True, env=None):
     """Run one task on localhost; returns (rc, the task's result as JSON, the whole output)."""
     play = dict(play or {})
     tasks = [dict(task, register="r")]
@@ -60,7 +60,7 @@ def playbook(work, task, extra=None, verbosity=3, play=None, name="play.yml", sh
     with open(path, "w", encoding="utf-8") as handle:
         json.dump([play], handle)
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
-               ANSIBLE_CALLBACK_RESULT_FORMAT="json", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+               ANSIBLE_CALLBACK_RESULT_FORMAT="json", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", **(env or {}))
     argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-c", "local",
             "-e", "kubeha_module_cache_dir=" + work["cache"], path]
     if verbosity:
@@ -232,12 +232,71 @@ def test_without_openssl_the_checksum_falls_back_to_sha256sum(work):
     with open(os.path.join(work["cache"], "x-" + sha), "wb") as handle:
         handle.write(fake)
     os.chmod(os.path.join(work["cache"], "x-" + sha), 0o700)
-    script = plugin.SUM + 'd=%s; m=x; n=%s; b="$d/$m-$n"\n' % (work["cache"], sha) + plugin.RUN % {
-        "marker": plugin.MARKER, "arches": "|".join(plugin.ARCHITECTURES)}
+    script = plugin.SUM + 'd=%s; m=x\n' % work["cache"] + plugin.ARCH % {
+        "marker": plugin.MARKER, "cases": "x86_64) n=%s;; aarch64) n=%s;;" % (sha, sha)} + plugin.RUN % {"marker": plugin.MARKER}
     env = {"PATH": tools}
     out = subprocess.run([os.path.join(tools, "sh"), "-c", script], env=env, capture_output=True, text=True, check=False)
     assert json.loads(out.stdout)["msg"] == "ran", out
     with open(os.path.join(work["cache"], "x-" + sha), "ab") as handle:
         handle.write(b"# changed\n")
     out = subprocess.run([os.path.join(tools, "sh"), "-c", script], env=env, capture_output=True, text=True, check=False)
-    assert out.stdout.strip() == plugin.MARKER + " miss", out
+    assert out.stdout.strip() == plugin.MARKER + " miss x86_64", out
+
+
+def fake_uname(work, machine):
+    """A directory to put first in PATH whose `uname -m` says `machine` (the remote script asks it)."""
+    tools = os.path.join(work["root"], "uname-" + machine)
+    os.makedirs(tools)
+    with open(os.path.join(tools, "uname"), "w", encoding="utf-8") as handle:
+        handle.write("#!/bin/sh\necho %s\n" % machine)
+    os.chmod(os.path.join(tools, "uname"), 0o755)
+    return tools + os.pathsep + os.environ["PATH"]
+
+
+def collection_copy(work, aarch64_binary=None):
+    """A copy of the collection (ANSIBLE_COLLECTIONS_PATH) with `aarch64_binary` as bin/aarch64/kubeconfig_server."""
+    source = os.path.dirname(os.path.dirname(MODULES))
+    root = os.path.join(work["root"], "collections")
+    target = os.path.join(root, "ansible_collections", "kubeha", "control_plane")
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("bin", "__pycache__"))
+    if aarch64_binary is not None:
+        os.makedirs(os.path.join(target, "bin", "aarch64"))
+        path = os.path.join(target, "bin", "aarch64", "kubeconfig_server")
+        with open(path, "wb") as handle:
+            handle.write(aarch64_binary)
+        os.chmod(path, 0o755)
+    return root
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the remote script checks that it runs as root")
+def test_the_binary_of_the_host_architecture_is_uploaded_and_run(work):
+    """An aarch64 host (uname -m says so) gets bin/aarch64/<module>, checked by its own SHA-256; an
+    x86_64 host the module file; a host of another architecture, or an aarch64 host when the
+    controller has no aarch64 binary, fails naming both; Ansible's normal path (which copies the x86_64
+    module file) is refused on a host that is not x86_64."""
+    stand_in = b"#!/bin/sh\ncat >/dev/null\necho '{\"changed\": false, \"msg\": \"the aarch64 binary ran\"}'\n"
+    collections = collection_copy(work, stand_in)
+    aarch64 = {"ANSIBLE_COLLECTIONS_PATH": collections, "PATH": fake_uname(work, "aarch64")}
+    rc, result, out = playbook(work, server_task(work, check_mode=True), env=aarch64)
+    assert rc == 0 and result["msg"] == "the aarch64 binary ran", out
+    assert os.listdir(work["cache"]) == ["kubeconfig_server-" + hashlib.sha256(stand_in).hexdigest()]
+    rc, result, out = playbook(work, server_task(work, check_mode=True), env=aarch64)
+    assert rc == 0 and result["msg"] == "the aarch64 binary ran" and (remote_commands(out), uploads(out)) == (1, 0), out
+
+    # the same collection on an x86_64 host: the module file, not the aarch64 one
+    rc, result, out = playbook(work, server_task(work, check_mode=True), env={"ANSIBLE_COLLECTIONS_PATH": collections})
+    assert rc == 0 and result["server_after"] == NEW, out
+    assert "kubeconfig_server-" + sha256(os.path.join(MODULES, "kubeconfig_server")) in os.listdir(work["cache"])
+
+    rc, result, out = playbook(work, server_task(work, check_mode=True, ignore_errors=True),
+                               env={"ANSIBLE_COLLECTIONS_PATH": collections, "PATH": fake_uname(work, "riscv64")})
+    assert result["failed"] and "binaries for x86_64, aarch64 only; this host is riscv64" in result["msg"], out
+
+    shutil.rmtree(os.path.join(collections, "ansible_collections", "kubeha", "control_plane", "bin"))
+    rc, result, out = playbook(work, server_task(work, check_mode=True, ignore_errors=True), env=aarch64)
+    assert result["failed"] and "this host is aarch64 and the controller has no aarch64 binary of kubeconfig_server" in result["msg"], out
+    assert "scripts/build-modules.sh aarch64" in result["msg"], out
+
+    rc, result, out = playbook(work, server_task(work, check_mode=True, ignore_errors=True), env=aarch64,
+                               extra={"kubeha_module_cache": False})
+    assert result["failed"] and "can only run the x86_64 binary" in result["msg"], out

@@ -29,6 +29,12 @@ or a become method without pipelining, no root on the host, a cache directory wh
 executed (noexec) or written, or a checksum mismatch after the upload. A host whose architecture has
 no kubeha binary fails clearly instead.
 
+Architectures: the module file itself (plugins/modules/<module>) is the x86_64 binary; the aarch64
+binaries are <collection>/bin/aarch64/<module> (`scripts/build-modules.sh aarch64`, shipped as their
+own archive). The remote command picks the checksum for `uname -m` among the architectures that have
+a binary on the controller, so a cached call stays one command on either. Ansible's normal path can
+only copy the module file, so it is refused (clearly) on a host that is not x86_64.
+
 Variables:
   kubeha_module_cache_dir   the cache directory (default /var/lib/kubeha/modules)
   kubeha_module_cache       false: always use Ansible's normal path (default true)
@@ -57,8 +63,9 @@ except ImportError:  # pragma: no cover - ansible-core 2.16 to 2.18
 display = Display()
 
 DEFAULT_CACHE_DIR = "/var/lib/kubeha/modules"
-# `uname -m` of the hosts kubeha has binaries for
-ARCHITECTURES = ("x86_64",)
+# `uname -m` of the hosts kubeha can have binaries for, and where each binary is, relative to the
+# collection's root (None: the module file itself)
+ARCHITECTURES = {"x86_64": None, "aarch64": "bin/aarch64"}
 # first word of every line the remote scripts print instead of a module result
 MARKER = "kubeha-fast-path:"
 
@@ -71,15 +78,21 @@ SUM = """\
 sum256() { if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r; else sha256sum; fi; }
 """
 
+# The checksum of this host's architecture picks the binary (`arm64` is how some kernels name aarch64).
+ARCH = """\
+a=$(uname -m); [ "$a" != arm64 ] || a=aarch64
+case "$a" in %(cases)s *) echo "%(marker)s architecture $a"; exit 0;; esac
+b="$d/$m-$n"
+"""
+
 RUN = """\
 if [ "$(id -u)" != 0 ]; then echo "%(marker)s not-root"; exit 0; fi
-case "$(uname -m)" in %(arches)s) ;; *) echo "%(marker)s architecture $(uname -m)"; exit 0;; esac
 if [ -f "$b" ] && [ "$(sum256 <"$b" 2>/dev/null | cut -c1-64)" = "$n" ]; then
     "$b" -; rc=$?
     [ "$rc" -ne 126 ] || echo "%(marker)s noexec"
     exit "$rc"
 fi
-echo "%(marker)s miss"
+echo "%(marker)s miss $a"
 """
 
 # Copy an uploaded binary into the cache: a temporary name in the cache directory, the checksum
@@ -139,6 +152,7 @@ class CachedBinaryAction(ActionBase):
         if reason:
             result.setdefault("warnings", []).append(
                 "kubeha fast path not used for %s: %s; running the module the normal way (a copy of the binary per call)" % (module, reason))
+        self._refuse_other_architecture(module, reason)
         wrap_async = self._task.async_val and not self._connection.has_native_async
         result = merge_hash(result, self._execute_module(task_vars=task_vars, wrap_async=wrap_async))
         if not wrap_async:
@@ -173,22 +187,36 @@ class CachedBinaryAction(ActionBase):
 
     # ---- the fast path -------------------------------------------------------------------------
 
+    def _refuse_other_architecture(self, module, reason):
+        """Ansible's normal path copies the module file, the x86_64 binary: refuse it elsewhere."""
+        res = self._low_level_execute_command("uname -m", sudoable=False)
+        arch = to_text(res.get("stdout", "")).strip()
+        if res.get("rc") == 0 and arch != "x86_64":
+            raise AnsibleActionFail(
+                "kubeha: this host is %s and Ansible's normal module path can only run the x86_64 binary; the fast path"
+                " (module cache) runs the %s binary but cannot be used here: %s" % (arch, arch, reason or "kubeha_module_cache is false"))
+
     def _run_cached(self, module, task_vars):
         """The module's result, or {MARKER: reason} when the normal path has to take over."""
-        local = self._binary_path(module)
-        sha = sha256_of(local)
+        binaries = self._binaries(module)
+        sums = dict((arch, sha256_of(path)) for arch, path in binaries.items())
         cache_dir = self._templar.template(task_vars.get("kubeha_module_cache_dir", DEFAULT_CACHE_DIR))
         if not isinstance(cache_dir, str) or not cache_dir.startswith("/") or "\n" in cache_dir:
             raise AnsibleActionFail("kubeha_module_cache_dir must be an absolute path, got %r" % (cache_dir,))
         name = module.rpartition(".")[2]
-        prelude = SUM + "d=%s; m=%s; n=%s; b=\"$d/$m-$n\"\n" % (shlex.quote(cache_dir.rstrip("/") or "/"), shlex.quote(name), sha)
-        run = RUN % {"marker": MARKER, "arches": "|".join(ARCHITECTURES)}
+        cases = " ".join("%s) n=%s;;" % (arch, sha) for arch, sha in sorted(sums.items()))
+        prelude = SUM + "d=%s; m=%s\n" % (shlex.quote(cache_dir.rstrip("/") or "/"), shlex.quote(name))
+        prelude += ARCH % {"marker": MARKER, "cases": cases}
+        run = RUN % {"marker": MARKER}
         args = self._arguments(module, task_vars)
 
         res = self._remote(prelude + run, args)
         state = self._marker(res)
-        if state == "miss":
-            display.vvv("kubeha: %s is not in %s on this host yet: uploading it once" % (os.path.basename(local), cache_dir))
+        sha = None
+        if state is not None and state.startswith("miss "):
+            arch = state.split(" ", 1)[1]
+            local, sha = binaries[arch], sums[arch]
+            display.vvv("kubeha: the %s binary of %s is not in %s on this host yet: uploading it once" % (arch, name, cache_dir))
             upload = self._make_tmp_path()
             self._transfer_file(local, self._connection._shell.join_path(upload, "binary"))
             self._connection._shell.tmpdir = None  # the install script removes it
@@ -198,16 +226,35 @@ class CachedBinaryAction(ActionBase):
         if state is None:
             return self._result(res)
         if state.startswith("architecture "):
-            raise AnsibleActionFail("kubeha has module binaries for %s only; this host is %s" % (", ".join(ARCHITECTURES), state.split(" ", 1)[1]))
-        if state == "miss":  # installed and still not there: the cache is not ours to trust
+            arch = state.split(" ", 1)[1]
+            if arch in ARCHITECTURES:
+                raise AnsibleActionFail(
+                    "kubeha: this host is %s and the controller has no %s binary of %s (%s); build it with"
+                    " `scripts/build-modules.sh %s` or install kubeha's %s archive" % (
+                        arch, arch, name, self._arch_path(binaries["x86_64"], arch, name), arch, arch))
+            raise AnsibleActionFail("kubeha has module binaries for %s only; this host is %s" % (", ".join(ARCHITECTURES), arch))
+        if state.startswith("miss"):  # installed and still not there: the cache is not ours to trust
             state = "checksum"
         return {MARKER: REASONS.get(state, state) % {"dir": cache_dir, "sha": sha}}
 
-    def _binary_path(self, module):
+    def _binaries(self, module):
+        """{architecture: local binary} for the architectures whose binary is on the controller."""
         found = self._shared_loader_obj.module_loader.find_plugin_with_context(module, collection_list=self._task.collections)
         if not found.resolved or not found.plugin_resolved_path:
             raise AnsibleActionFail("kubeha: the module %s has no binary on the controller (build it: make build)" % module)
-        return found.plugin_resolved_path
+        module_file = found.plugin_resolved_path
+        name = os.path.basename(module_file)
+        binaries = {"x86_64": module_file}
+        for arch, where in ARCHITECTURES.items():
+            if where is not None and os.path.isfile(self._arch_path(module_file, arch, name)):
+                binaries[arch] = self._arch_path(module_file, arch, name)
+        return binaries
+
+    @staticmethod
+    def _arch_path(module_file, arch, name):
+        """<collection>/<ARCHITECTURES[arch]>/<name>; the module file is <collection>/plugins/modules/<name>."""
+        root = os.path.dirname(os.path.dirname(os.path.dirname(module_file)))
+        return os.path.join(root, ARCHITECTURES[arch], name)
 
     def _arguments(self, module, task_vars):
         """The arguments object Ansible would write to the binary's arguments file."""
