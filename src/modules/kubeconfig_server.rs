@@ -84,13 +84,13 @@ impl Module for KubeconfigServer {
 
     fn from_options(o: &Options) -> Result<Self> {
         let items = o.dicts("kubeconfigs")?;
-        let single = ["path", "server", "cluster"]
-            .into_iter()
-            .map(|name| o.opt_string(name).map(|v| v.map(|_| name)))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>();
+        // The single-file options the user gave, read once for both checks below.
+        let mut single = Vec::new();
+        for name in ["path", "server", "cluster"] {
+            if o.opt_string(name)?.is_some() {
+                single.push(name);
+            }
+        }
         let entries = match (items.is_empty(), single.is_empty()) {
             (false, false) => {
                 return Err(Error::option(
@@ -107,7 +107,7 @@ impl Module for KubeconfigServer {
                 .collect::<Result<Vec<_>>>()?,
             (true, _) => {
                 for name in ["path", "server"] {
-                    if o.opt_string(name)?.is_none() {
+                    if !single.contains(&name) {
                         return Err(Error::option(
                             name,
                             "is required (or give the files as a kubeconfigs list)",
@@ -192,24 +192,22 @@ impl Module for KubeconfigServer {
             .filter(|o| o.changed)
             .filter_map(|o| o.fields.get("path").and_then(Value::as_str))
             .collect();
-        let mut out = ModuleOutput::new(
-            !changed.is_empty(),
-            match (changed.is_empty(), check_mode) {
-                (true, _) => format!("all {} kubeconfigs already use their server", outs.len()),
-                (false, true) => format!(
-                    "would update {} of {}: {}",
-                    changed.len(),
-                    outs.len(),
-                    changed.join(", ")
-                ),
-                (false, false) => format!(
-                    "updated {} of {}: {}",
-                    changed.len(),
-                    outs.len(),
-                    changed.join(", ")
-                ),
-            },
-        );
+        let msg = if changed.is_empty() {
+            format!("all {} kubeconfigs already use their server", outs.len())
+        } else {
+            format!(
+                "{} {} of {}: {}",
+                if check_mode {
+                    "would update"
+                } else {
+                    "updated"
+                },
+                changed.len(),
+                outs.len(),
+                changed.join(", ")
+            )
+        };
+        let mut out = ModuleOutput::new(!changed.is_empty(), msg);
         let mut results = Vec::new();
         for file in outs {
             let mut fields: Map<String, Value> = file.fields;

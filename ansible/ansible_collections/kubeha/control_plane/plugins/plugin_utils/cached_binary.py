@@ -152,7 +152,7 @@ class CachedBinaryAction(ActionBase):
         if reason:
             result.setdefault("warnings", []).append(
                 "kubeha fast path not used for %s: %s; running the module the normal way (a copy of the binary per call)" % (module, reason))
-        self._refuse_other_architecture(module, reason)
+        self._refuse_other_architecture(reason)
         wrap_async = self._task.async_val and not self._connection.has_native_async
         result = merge_hash(result, self._execute_module(task_vars=task_vars, wrap_async=wrap_async))
         if not wrap_async:
@@ -187,7 +187,7 @@ class CachedBinaryAction(ActionBase):
 
     # ---- the fast path -------------------------------------------------------------------------
 
-    def _refuse_other_architecture(self, module, reason):
+    def _refuse_other_architecture(self, reason):
         """Ansible's normal path copies the module file, the x86_64 binary: refuse it elsewhere."""
         res = self._low_level_execute_command("uname -m", sudoable=False)
         arch = to_text(res.get("stdout", "")).strip()
@@ -231,7 +231,7 @@ class CachedBinaryAction(ActionBase):
                 raise AnsibleActionFail(
                     "kubeha: this host is %s and the controller has no %s binary of %s (%s); build it with"
                     " `scripts/build-modules.sh %s` or install kubeha's %s archive" % (
-                        arch, arch, name, self._arch_path(binaries["x86_64"], arch, name), arch, arch))
+                        arch, arch, name, self._arch_path(binaries["x86_64"], arch), arch, arch))
             raise AnsibleActionFail("kubeha has module binaries for %s only; this host is %s" % (", ".join(ARCHITECTURES), arch))
         if state.startswith("miss"):  # installed and still not there: the cache is not ours to trust
             state = "checksum"
@@ -243,18 +243,18 @@ class CachedBinaryAction(ActionBase):
         if not found.resolved or not found.plugin_resolved_path:
             raise AnsibleActionFail("kubeha: the module %s has no binary on the controller (build it: make build)" % module)
         module_file = found.plugin_resolved_path
-        name = os.path.basename(module_file)
         binaries = {"x86_64": module_file}
         for arch, where in ARCHITECTURES.items():
-            if where is not None and os.path.isfile(self._arch_path(module_file, arch, name)):
-                binaries[arch] = self._arch_path(module_file, arch, name)
+            path = where and self._arch_path(module_file, arch)
+            if path and os.path.isfile(path):
+                binaries[arch] = path
         return binaries
 
     @staticmethod
-    def _arch_path(module_file, arch, name):
-        """<collection>/<ARCHITECTURES[arch]>/<name>; the module file is <collection>/plugins/modules/<name>."""
+    def _arch_path(module_file, arch):
+        """<collection>/<ARCHITECTURES[arch]>/<module>; the module file is <collection>/plugins/modules/<module>."""
         root = os.path.dirname(os.path.dirname(os.path.dirname(module_file)))
-        return os.path.join(root, ARCHITECTURES[arch], name)
+        return os.path.join(root, ARCHITECTURES[arch], os.path.basename(module_file))
 
     def _arguments(self, module, task_vars):
         """The arguments object Ansible would write to the binary's arguments file."""
