@@ -434,6 +434,13 @@ def run_playbook(playbook, inventory, outfile, extra=(), timeout=1800, **envargs
     return rc, time.time() - start
 
 
+def fast_path_fallbacks(outfile):
+    """The lines of an ansible-playbook output where the kubeha action plugin warned that it ran a
+    module the normal way (a copy of the binary per call) instead of its cached binary."""
+    with open(outfile, encoding="utf-8", errors="replace") as handle:
+        return [line.strip() for line in handle if "kubeha fast path not used" in line]
+
+
 def tasklog_lines(path):
     if not os.path.exists(path):
         return []

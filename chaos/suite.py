@@ -433,7 +433,14 @@ def main():
     if rc != 0:
         raise SystemExit(f"the reference conversion failed (rc {rc}); see {workdir}/reference.out")
     s_ref = C.state_capture()
-    summary["reference"] = {"rc": rc, "seconds": round(secs, 1), "task_starts": len(ref_tasks)}
+    # the suite runs over SSH as the sudo user, as operators do: every kubeha module call must take
+    # the action plugin's cached-binary path (it warns when it falls back to a copy per call)
+    fell_back = C.fast_path_fallbacks(os.path.join(workdir, "reference.out"))
+    summary["reference"] = {"rc": rc, "seconds": round(secs, 1), "task_starts": len(ref_tasks),
+                            "fast_path_fallbacks": len(fell_back)}
+    if fell_back:
+        ok = False
+        log(f"TRANSPORT: {len(fell_back)} kubeha module call(s) fell back to a copy per call, first: {fell_back[0]}")
     sec_problems, sec_info = security_checks(workdir)
     summary["security"] = dict(sec_info, problems=sec_problems)
     ok &= not sec_problems
