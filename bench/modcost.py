@@ -1,21 +1,24 @@
 #!/usr/bin/env python3
 """Module cost: each kubeha binary module against a Python builtin module, on one host.
 
-Two passes of bench/modcost.yml against --host (a converted master of the test bed):
-  1. timing: every task loops --n times with ANSIBLE_PIPELINING=True (used by the Python modules;
-     Ansible copies binary modules instead). Wall time per call = task time / n (bench_timer
-     callback); bytes sent per call = what the docker connection's put_file and exec_command
-     carried during the task (counted by the same callback) / n.
-  2. memory: one call per task with ANSIBLE_KEEP_REMOTE_FILES=1 and pipelining off, so each
-     module stays on the host with its real arguments (binary + args file; AnsiballZ_<module>.py).
-     Each is then run again on the host --rss-runs times under a wait4() wrapper: peak RSS
-     (ru_maxrss of the module process and anything it waited for, e.g. the kubectl a command
-     module runs) and the module's own run time on the host.
-  3. transfer: what one docker-connection round trip and one put_file cost on this host, by size.
-     The connection's put_file is `docker exec -i <host> sh -c "dd of=..."` with the file on stdin;
-     the same command is timed --transfer-runs times for a 300-byte file and for each kubeha binary,
-     interleaved (so load changes hit all sizes alike), and `docker exec <host> true` for the round
-     trip. put(binary) - put(300 B) is the part of a binary module's call that its size costs.
+Passes of bench/modcost.yml against --host (a converted master of the test bed), over SSH as
+the bed's login user with sudo, as every test reaches the bed, after one untimed call of each module
+(so that every kubeha binary is in the host's module cache):
+  1. timing: every task loops --n times with ANSIBLE_PIPELINING=True (the Python modules are
+     pipelined; the kubeha modules run through their action plugin, one remote command per call
+     with the binary cached on the host). Wall time per call = task time / n (bench_timer
+     callback); remote commands, uploads and bytes sent per call = what the ssh connection's
+     exec_command and put_file carried during the task (counted by the same callback) / n.
+  2. memory: one call per task with ANSIBLE_KEEP_REMOTE_FILES=1 and pipelining off (so the plugin
+     takes Ansible's normal path and each module stays on the host with its real arguments: binary +
+     args file; AnsiballZ_<module>.py). Each is then run again on the host (sudo) --rss-runs times
+     under a wait4() wrapper: peak RSS (ru_maxrss of the module process and anything it waited
+     for, e.g. the kubectl a command module runs) and the module's own run time on the host.
+  3. transfer: what one SSH round trip and one put_file cost on this host, by size. The ssh
+     connection's put_file is an sftp `put` over the node's ControlPersist master; the same is timed
+     --transfer-runs times for a 300-byte file and for each kubeha binary, interleaved (so load
+     changes hit all sizes alike), and `ssh <node> true` over the master for the round trip.
+     put(binary) - put(300 B) is the part of an uncached binary module's call that its size costs.
 Writes --out (JSON) and prints a table.
 """
 
@@ -28,9 +31,12 @@ import sys
 import tempfile
 import time
 
+import bedssh
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-REMOTE_TMP = "/root/.ansible/kubeha-bench-tmp"
+# Ansible makes its temporary directories as the login user (before become), so somewhere it may write
+REMOTE_TMP = "/var/tmp/kubeha-bench-tmp"
 
 WRAPPER = r"""
 import json, os, sys, time
@@ -65,8 +71,8 @@ print(json.dumps(out))
 MODULES_DIR = os.path.join(REPO, "ansible", "ansible_collections", "kubeha", "control_plane", "plugins", "modules")
 
 
-def transfer_costs(host, runs):
-    """Median seconds of a put_file-equivalent per file size, and of an empty docker exec round trip."""
+def transfer_costs(ip, runs):
+    """Median seconds of a put_file-equivalent per file size, and of an empty SSH round trip."""
     small = tempfile.NamedTemporaryFile(prefix="kubeha-bench-", delete=False)
     small.write(b"x" * 300)
     small.close()
@@ -79,29 +85,29 @@ def transfer_costs(host, runs):
     times["exec round trip"] = []
     target = "/tmp/kubeha-bench-put"
     try:
+        # the control master up before the first timed transfer, as Ansible's is after a play's first task
+        bedssh.login(ip, "true", capture_output=True, check=True)
         for _ in range(runs):
             for name, path in files.items():
-                with open(path, "rb") as handle:
-                    start = time.time()
-                    subprocess.run(["docker", "exec", "-i", host, "/bin/sh", "-c", "dd of=%s bs=65536" % target],
-                                   stdin=handle, capture_output=True, check=True)
-                    times[name].append(time.time() - start)
+                start = time.time()
+                bedssh.sftp_put(ip, path, target)
+                times[name].append(time.time() - start)
             start = time.time()
-            subprocess.run(["docker", "exec", host, "true"], capture_output=True, check=True)
+            bedssh.login(ip, "true", capture_output=True, check=True)
             times["exec round trip"].append(time.time() - start)
     finally:
         os.unlink(small.name)
-        subprocess.run(["docker", "exec", host, "rm", "-f", target], capture_output=True)
+        bedssh.login(ip, "rm", "-f", target, capture_output=True)
     sizes = {name: os.path.getsize(path) for name, path in files.items() if name != "300 B"}
     sizes["300 B"] = 300
     return {name: {"bytes": sizes.get(name), "median_s": statistics.median(v), "min_s": min(v)}
             for name, v in times.items()}
 
 
-def transfer_figures(host, runs):
+def transfer_figures(ip, runs):
     """The transfer part of --out: costs by size, how many runs, when they started."""
     started = time.time()
-    return {"transfer_runs": runs, "transfer": transfer_costs(host, runs), "transfer_started": started}
+    return {"transfer_runs": runs, "transfer": transfer_costs(ip, runs), "transfer_started": started}
 
 
 def playbook(inventory, host, n, timer, env_extra):
@@ -134,12 +140,15 @@ def main():
                         help="only step 3, added to an existing --out (the other figures are kept)")
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--timing-only", action="store_true",
+                        help="only step 1 (no memory or transfer figures): the run with added latency")
     args = parser.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
+    ip = bedssh.address(args.inventory, args.host)
     if args.transfer_only:
         with open(args.out, encoding="utf-8") as handle:
             result = json.load(handle)
-        result.update(transfer_figures(args.host, args.transfer_runs))
+        result.update(transfer_figures(ip, args.transfer_runs))
         with open(args.out, "w", encoding="utf-8") as handle:
             json.dump(result, handle, indent=1)
         print_transfer(result["transfer"])
@@ -148,60 +157,83 @@ def main():
     if os.path.exists(bytes_log):
         os.unlink(bytes_log)
 
+    # one call of each module first, untimed, so that every binary is in the host's module cache (the
+    # conversion before may not have used all seven on this host): the timing is of cached calls
+    playbook(args.inventory, args.host, 1, os.path.join(args.workdir, "modcost-warm-timer.json"), {"ANSIBLE_PIPELINING": "True"})
     timing = playbook(args.inventory, args.host, args.n, os.path.join(args.workdir, "modcost-timer.json"),
                       {"ANSIBLE_PIPELINING": "True", "BENCH_BYTES_OUT": bytes_log})
     with open(bytes_log, encoding="utf-8") as handle:
         sent = [json.loads(line) for line in handle if line.strip()]
 
-    subprocess.run(["docker", "exec", args.host, "rm", "-rf", REMOTE_TMP], check=True)
+    if args.timing_only:
+        result = {"host": args.host, "n": args.n, "pairs": per_call_rows(timing, sent, args.n, None)}
+        with open(args.out, "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=1)
+        print_rows(result["pairs"])
+        return 0
+
+    bedssh.root(ip, "rm", "-rf", REMOTE_TMP, check=True)
     keep = playbook(args.inventory, args.host, 1, os.path.join(args.workdir, "modcost-keep-timer.json"),
                     {"ANSIBLE_PIPELINING": "False", "ANSIBLE_KEEP_REMOTE_FILES": "1", "ANSIBLE_REMOTE_TMP": REMOTE_TMP})
-    proc = subprocess.run(["docker", "exec", "-i", args.host, "python3", "-", str(args.rss_runs), REMOTE_TMP],
-                          input=WRAPPER, capture_output=True, text=True, check=True)
+    proc = bedssh.root(ip, "python3", "-", str(args.rss_runs), REMOTE_TMP,
+                       input=WRAPPER, capture_output=True, text=True, check=True)
     kept = json.loads(proc.stdout)
-    subprocess.run(["docker", "exec", args.host, "rm", "-rf", REMOTE_TMP], check=True)
+    bedssh.root(ip, "rm", "-rf", REMOTE_TMP, check=True)
     pair_tasks = [t for t in keep["tasks"] if t["name"].startswith("Pair ")]
     if len(kept) != len(pair_tasks):
         raise SystemExit("modcost: %d kept module dirs for %d tasks" % (len(kept), len(pair_tasks)))
-
-    rows = {}
     kept_by_task = dict(zip([t["name"] for t in pair_tasks], kept))
+    rows = per_call_rows(timing, sent, args.n, kept_by_task)
+    result = {"host": args.host, "n": args.n, "rss_runs": args.rss_runs, "pairs": rows}
+    result.update(transfer_figures(ip, args.transfer_runs))
+    with open(args.out, "w", encoding="utf-8") as handle:
+        json.dump(result, handle, indent=1)
+    print_rows(rows)
+    print_transfer(result["transfer"])
+    return 0
+
+
+def per_call_rows(timing, sent, n, kept_by_task):
+    """Per pair and side: wall time, remote commands, uploads and bytes per call (from the timing
+    pass and the connection's byte log), and the memory figures when kept_by_task has them."""
+    rows = {}
     for task in timing["tasks"]:
         if not task["name"].startswith("Pair "):
             continue
         pair, side = [part.strip() for part in task["name"][5:].split("|", 1)]
         during = [e for e in sent if task["start"] <= e["ts"] <= task["end"]]
-        k = kept_by_task[task["name"]]
         entry = {
             "task": task["name"],
             "status": sorted(set(task.get("results", {}).values())),
-            "wall_per_call_s": (task["end"] - task["start"]) / args.n,
-            "bytes_per_call": sum(e["bytes"] for e in during) / args.n,
-            "put_bytes_per_call": sum(e["bytes"] for e in during if e["op"] == "put") / args.n,
-            "exec_bytes_per_call": sum(e["bytes"] for e in during if e["op"] == "exec") / args.n,
-            "execs_per_call": sum(1 for e in during if e["op"] == "exec") / args.n,
-            "puts_per_call": sum(1 for e in during if e["op"] == "put") / args.n,
-            "module_file_bytes": k["size"],
-            "peak_rss_kb_max": max(k["rss_kb"]),
-            "peak_rss_kb_median": statistics.median(k["rss_kb"]),
-            "host_run_s_median": statistics.median(k["seconds"]),
+            "wall_per_call_s": (task["end"] - task["start"]) / n,
+            "bytes_per_call": sum(e["bytes"] for e in during) / n,
+            "put_bytes_per_call": sum(e["bytes"] for e in during if e["op"] == "put") / n,
+            "exec_bytes_per_call": sum(e["bytes"] for e in during if e["op"] == "exec") / n,
+            "execs_per_call": sum(1 for e in during if e["op"] == "exec") / n,
+            "puts_per_call": sum(1 for e in during if e["op"] == "put") / n,
         }
+        if kept_by_task is not None:
+            k = kept_by_task[task["name"]]
+            entry.update({
+                "module_file_bytes": k["size"],
+                "peak_rss_kb_max": max(k["rss_kb"]),
+                "peak_rss_kb_median": statistics.median(k["rss_kb"]),
+                "host_run_s_median": statistics.median(k["seconds"]),
+            })
         rows.setdefault(pair, {})["kubeha" if side == "kubeha" else "builtin"] = entry
         if side != "kubeha":
             rows[pair]["builtin_name"] = side.replace("builtin ", "")
-    result = {"host": args.host, "n": args.n, "rss_runs": args.rss_runs, "pairs": rows}
-    result.update(transfer_figures(args.host, args.transfer_runs))
-    with open(args.out, "w", encoding="utf-8") as handle:
-        json.dump(result, handle, indent=1)
-    print("%-20s %-28s %9s %9s %10s %10s %8s %8s" % ("module", "builtin", "ms/call", "ms/call", "bytes", "bytes",
-                                                      "RSS MB", "RSS MB"))
+    return rows
+
+
+def print_rows(rows):
+    print("%-20s %-28s %9s %9s %8s %8s %10s %10s" % ("module", "builtin", "ms/call", "ms/call", "cmds", "cmds",
+                                                      "bytes", "bytes"))
     for pair, row in rows.items():
         k, b = row["kubeha"], row["builtin"]
-        print("%-20s %-28s %9.0f %9.0f %10.0f %10.0f %8.1f %8.1f" % (
+        print("%-20s %-28s %9.0f %9.0f %8.2f %8.2f %10.0f %10.0f" % (
             pair, row["builtin_name"][:28], k["wall_per_call_s"] * 1000, b["wall_per_call_s"] * 1000,
-            k["bytes_per_call"], b["bytes_per_call"], k["peak_rss_kb_max"] / 1024, b["peak_rss_kb_max"] / 1024))
-    print_transfer(result["transfer"])
-    return 0
+            k["execs_per_call"], b["execs_per_call"], k["bytes_per_call"], b["bytes_per_call"]))
 
 
 def print_transfer(transfer):

@@ -78,6 +78,12 @@ if [[ -n $stopped ]]; then
     exit 1
 fi
 
+# the new workers are reached as the bed's own nodes are: SSH as the login user with sudo (a new key
+# for the whole bed, host keys read out of band; testbed/bed.py ssh-access)
+access=()
+for i in $(seq 3 $MAX); do access+=(--extra "kubeha-worker$i=172.30.0.$((30 + i - 3))"); done
+.venv/bin/python testbed/bed.py ssh-access pinned "${access[@]}"
+
 inv() {   # inv <file> <comma-separated workers>
     .venv/bin/python bench/inventory.py --workers $MAX --only-workers "$2" --out "$1"
 }

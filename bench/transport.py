@@ -1,21 +1,32 @@
 #!/usr/bin/env python3
-"""Remote commands and uploads per host in an `ansible-playbook -vvv` log (counted, not estimated).
+"""What a run sent to each host, counted, not estimated.
 
-  bench/transport.py LOG [LOG...]
+  bench/transport.py LOG [LOG...]            from `ansible-playbook -vvv` logs
+  bench/transport.py --bytes FILE.jsonl      from bench_timer's byte log (BENCH_BYTES_OUT)
+      [--json OUT]                           also write the per-host summary as JSON
 
-Counts, per host, the lines Ansible's connection plugins print at -vvv for each remote command
+From a -vvv log: per host, the lines Ansible's connection plugins print for each remote command
 (`<host> EXEC ...`, `SSH: EXEC ...` is the same command and is not counted twice) and each upload
 (`<host> PUT LOCAL TO REMOTE`), and the bytes of the uploaded files that still exist on the
 controller (module binaries; Ansible's temporary argument files are gone after the run and are
 counted as uploads only).
+
+From a byte log (the callback wraps the connection's exec_command and put_file): per host, remote
+commands, uploads, every byte sent (command lines, standard input, uploaded files), and the kubeha
+module binaries uploaded (distinct names and their sizes): `bytes / binaries` is the figure the
+goal "bytes sent per conversion at most 1.2 times the binaries' size per host" judges.
 """
+import argparse
 import collections
+import json
 import os
 import re
 import sys
 
 EXEC = re.compile(r"^<([^>]+)> (?:SSH: EXEC ssh |EXEC )")
 PUT = re.compile(r"^<([^>]+)> PUT (\S+) TO ")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLLECTION = os.path.join(REPO, "ansible", "ansible_collections", "kubeha", "control_plane", "plugins", "modules")
 
 
 def count(path):
@@ -35,8 +46,61 @@ def count(path):
     return hosts
 
 
+def module_binaries(modules_dir=COLLECTION):
+    """{module name: size} of the x86_64 binaries in the collection."""
+    return {name: os.path.getsize(os.path.join(modules_dir, name)) for name in sorted(os.listdir(modules_dir))
+            if not name.endswith((".yml", ".py")) and os.path.isfile(os.path.join(modules_dir, name))}
+
+
+def summarise(entries, binaries):
+    """Per host and in total: commands, uploads, bytes sent, binaries uploaded and their size."""
+    hosts = {}
+    for e in entries:
+        h = hosts.setdefault(e["host"], {"commands": 0, "uploads": 0, "bytes": 0, "upload_bytes": 0,
+                                         "binaries": set()})
+        h["bytes"] += e["bytes"]
+        if e["op"] == "exec":
+            h["commands"] += 1
+        else:
+            h["uploads"] += 1
+            h["upload_bytes"] += e["bytes"]
+            if e.get("local") in binaries:
+                h["binaries"].add(e["local"])
+    out = {}
+    for host, h in sorted(hosts.items()):
+        size = sum(binaries[b] for b in h["binaries"])
+        out[host] = {"commands": h["commands"], "uploads": h["uploads"], "bytes": h["bytes"],
+                     "upload_bytes": h["upload_bytes"], "binaries": sorted(h["binaries"]), "binaries_bytes": size,
+                     "bytes_over_binaries": round(h["bytes"] / size, 3) if size else None}
+    total = {k: sum(h[k] for h in out.values()) for k in ("commands", "uploads", "bytes", "upload_bytes", "binaries_bytes")}
+    ratios = [h["bytes_over_binaries"] for h in out.values() if h["bytes_over_binaries"] is not None]
+    total["worst_bytes_over_binaries"] = max(ratios) if ratios else None
+    return {"hosts": out, "total": total}
+
+
+def read_byte_log(path):
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
 def main(argv):
-    for path in argv:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("logs", nargs="*", help="ansible-playbook -vvv logs")
+    parser.add_argument("--bytes", help="bench_timer byte log (JSON lines)")
+    parser.add_argument("--json", help="with --bytes: write the summary here")
+    args = parser.parse_args(argv)
+    if args.bytes:
+        summary = summarise(read_byte_log(args.bytes), module_binaries())
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as handle:
+                json.dump(summary, handle, indent=1)
+        print("%-18s %8s %7s %12s %12s %7s" % ("host", "commands", "uploads", "bytes sent", "binaries", "ratio"))
+        for host, h in summary["hosts"].items():
+            print("%-18s %8d %7d %12d %12d %7s" % (host, h["commands"], h["uploads"], h["bytes"], h["binaries_bytes"],
+                                                  "-" if h["bytes_over_binaries"] is None else "%.2f" % h["bytes_over_binaries"]))
+        t = summary["total"]
+        print("%-18s %8d %7d %12d %12d" % ("total", t["commands"], t["uploads"], t["bytes"], t["binaries_bytes"]))
+    for path in args.logs:
         hosts = count(path)
         print(path)
         print("  %-18s %8s %6s %12s" % ("host", "commands", "puts", "bytes put"))

@@ -169,12 +169,13 @@ def ssh_command(ip, user=LOGIN_USER, *remote):
             "%s@%s" % (user, ip)] + list(remote)
 
 
-def ssh_access(layout, wait=90):
+def ssh_access(layout, wait=90, extra=()):
     """Reach the bed the way operators reach their hosts: a new ed25519 key for the login user (made
     here, for this bed, never committed), installed as its only authorized key; known_hosts built
     from each node's own host key, read out of band (as from a new VM's console), so that the
     connection verifies host keys from the first login on. Then prove it: the login user gets root
-    with sudo and no password, root cannot log in."""
+    with sudo and no password, root cannot log in. extra: (name, ip) of nodes started beside the
+    layout's own from the same image (bench/scale.sh's additional workers), given the same access."""
     os.makedirs(SSH_DIR, mode=0o700, exist_ok=True)
     key = os.path.join(SSH_DIR, "id_ed25519")
     for path in (key, key + ".pub"):
@@ -190,12 +191,12 @@ def ssh_access(layout, wait=90):
     with open(key + ".pub", encoding="utf-8") as handle:
         public = handle.read()
     hostvars = scenario(layout)["provisioner"]["inventory"]["host_vars"]
+    nodes = [(p["name"], hostvars[p["name"]]["ip"]) for p in platforms(layout)] + list(extra)
     install = ("install -d -m 0700 -o {u} -g {u} /home/{u}/.ssh && umask 077 && cat >/home/{u}/.ssh/authorized_keys"
                " && chown {u}:{u} /home/{u}/.ssh/authorized_keys").format(u=LOGIN_USER)
     known = []
     deadline = time.monotonic() + wait
-    for p in platforms(layout):
-        name = p["name"]
+    for name, ip in nodes:
         proc = subprocess.run(["docker", "exec", "-i", name, "sh", "-c", install], input=public, text=True,
                               capture_output=True, check=False, timeout=60)
         if proc.returncode != 0:
@@ -210,18 +211,17 @@ def ssh_access(layout, wait=90):
                 raise BedError("%s: sshd not running with a host key after %d s" % (name, wait))
             time.sleep(0.5)
         keytype, blob = proc.stdout.split()[:2]
-        known.append("%s,%s %s %s" % (hostvars[name]["ip"], name, keytype, blob))
+        known.append("%s,%s %s %s" % (ip, name, keytype, blob))
     tmp = os.path.join(SSH_DIR, "known_hosts.new")
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write("\n".join(known) + "\n")
     os.replace(tmp, os.path.join(SSH_DIR, "known_hosts"))
-    for p in platforms(layout):
-        ip = hostvars[p["name"]]["ip"]
+    for name, ip in nodes:
         proc = run(*ssh_command(ip, LOGIN_USER, "sudo", "-n", "id", "-u"), check=False, timeout=30)
         if proc.returncode != 0 or proc.stdout.strip() != "0":
-            raise BedError("%s: ssh %s@%s with sudo did not give root: %s" % (p["name"], LOGIN_USER, ip, proc.stderr.strip()[-300:]))
+            raise BedError("%s: ssh %s@%s with sudo did not give root: %s" % (name, LOGIN_USER, ip, proc.stderr.strip()[-300:]))
         if run(*ssh_command(ip, "root", "true"), check=False, timeout=30).returncode == 0:
-            raise BedError("%s: root can log in over SSH; the bed must not allow it" % p["name"])
+            raise BedError("%s: root can log in over SSH; the bed must not allow it" % name)
     print("bed: ssh as %s with sudo on %d nodes, host keys verified (%s)" % (LOGIN_USER, len(known), SSH_DIR))
 
 
@@ -416,7 +416,8 @@ def main(argv=None):
         "key": (["layout"], {}),
         "snapshot-exists": (["layout", "key"], {}),
         "create": (["layout"], {"--snapshot": {"metavar": "KEY"}}),
-        "ssh-access": (["layout"], {}),
+        "ssh-access": (["layout"], {"--extra": {"action": "append", "default": [], "metavar": "NAME=IP",
+                                                "help": "a node beside the layout's own (repeatable)"}}),
         "snapshot": (["layout", "key", "health"], {}),
         "health": (["layout"], {"--wait": {"type": float, "default": 0}, "--out": {}}),
         "compare": (["layout", "key", "health"], {}),
@@ -437,7 +438,13 @@ def main(argv=None):
         elif args.cmd == "create":
             print("bed: created %s" % " ".join(create(args.layout, args.snapshot)))
         elif args.cmd == "ssh-access":
-            ssh_access(args.layout)
+            extra = []
+            for item in args.extra:
+                name, sep, ip = item.partition("=")
+                if not sep or not name or not ip:
+                    raise BedError("--extra %r: expected NAME=IP, e.g. kubeha-worker3=172.30.0.30" % item)
+                extra.append((name, ip))
+            ssh_access(args.layout, extra=extra)
         elif args.cmd == "snapshot":
             snapshot(args.layout, args.key, args.health)
             print("bed: snapshot %s of layout %s kept (%d images)" % (args.key, args.layout,

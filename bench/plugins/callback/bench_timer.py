@@ -1,9 +1,9 @@
 # kubeha benchmark callback: wall-clock times of every play and task (JSON), and optionally the
-# bytes Ansible sends to the hosts through the community.docker.docker connection.
+# bytes Ansible sends to the hosts through its ssh connection (and community.docker's, if installed).
 #
 # Enable with ANSIBLE_CALLBACK_PLUGINS=bench/plugins/callback ANSIBLE_CALLBACKS_ENABLED=bench_timer.
 #   BENCH_TIMER_OUT=<file.json>  plays and tasks: name, path, start, end (time.time()), hosts
-#   BENCH_BYTES_OUT=<file.jsonl> one line per put_file / exec_command of the docker connection:
+#   BENCH_BYTES_OUT=<file.jsonl> one line per put_file / exec_command of the connection:
 #                                {"op", "host", "bytes", "cmd_bytes", "in_bytes", "path"}
 # The byte counter wraps the connection class in the controller process before the task
 # workers fork, so every worker's transfers are counted (a real count, not an estimate).
@@ -15,7 +15,7 @@ type: aggregate
 short_description: kubeha benchmark timings (plays, tasks) and bytes sent to hosts
 description:
   - Writes the start and end time of every play and task to the JSON file named by BENCH_TIMER_OUT.
-  - When BENCH_BYTES_OUT is set, counts the bytes the community.docker.docker connection sends.
+  - When BENCH_BYTES_OUT is set, counts the bytes the ssh (or community.docker.docker) connection sends.
 requirements:
   - enable in ansible.cfg or ANSIBLE_CALLBACKS_ENABLED
 """
@@ -27,13 +27,34 @@ import time
 from ansible.plugins.callback import CallbackBase
 
 
-def _install_byte_counter(path):
-    """Wrap put_file/exec_command of the docker connection to log what is sent."""
-    from ansible_collections.community.docker.plugins.connection import docker as docker_conn
+def _connection_classes():
+    """The connection plugins whose transfers are counted: Ansible's ssh (how the test bed's
+    inventories reach the nodes) and community.docker's docker when it is installed."""
+    from ansible.plugins.connection import ssh as ssh_conn
 
-    cls = docker_conn.Connection
-    if getattr(cls, "_kubeha_bench_wrapped", False):
-        return
+    classes = [ssh_conn.Connection]
+    try:
+        from ansible_collections.community.docker.plugins.connection import docker as docker_conn
+    except ImportError:
+        return classes
+    return classes + [docker_conn.Connection]
+
+
+def _remote_host(connection):
+    for option in ("host", "remote_addr"):
+        try:
+            value = connection.get_option(option)
+        except KeyError:
+            continue
+        if value:
+            return value
+    return connection._play_context.remote_addr
+
+
+def _install_byte_counter(path):
+    """Wrap put_file/exec_command of the connection classes to log what is sent. The plugin loader
+    hands out the module already in sys.modules, so the classes wrapped here are the ones the
+    task workers (forked later) use."""
 
     def log(entry):
         line = (json.dumps(entry) + "\n").encode()
@@ -43,19 +64,26 @@ def _install_byte_counter(path):
         finally:
             os.close(fd)
 
+    for cls in _connection_classes():
+        if getattr(cls, "_kubeha_bench_wrapped", False):
+            continue
+        _wrap(cls, log)
+
+
+def _wrap(cls, log):
     orig_exec = cls.exec_command
     orig_put = cls.put_file
 
-    def exec_command(self, cmd, in_data=None, sudoable=False):
+    def exec_command(self, cmd, in_data=None, sudoable=True):
         cmd_bytes = len(cmd.encode() if isinstance(cmd, str) else cmd)
         in_bytes = len(in_data) if in_data else 0
-        log({"op": "exec", "host": self.get_option("remote_addr"), "cmd_bytes": cmd_bytes,
+        log({"op": "exec", "host": _remote_host(self), "cmd_bytes": cmd_bytes,
              "in_bytes": in_bytes, "bytes": cmd_bytes + in_bytes, "pid": os.getpid(), "ts": time.time()})
         return orig_exec(self, cmd, in_data=in_data, sudoable=sudoable)
 
     def put_file(self, in_path, out_path):
         size = os.path.getsize(in_path)
-        log({"op": "put", "host": self.get_option("remote_addr"), "bytes": size, "path": out_path,
+        log({"op": "put", "host": _remote_host(self), "bytes": size, "path": out_path,
              "local": os.path.basename(in_path), "pid": os.getpid(), "ts": time.time()})
         return orig_put(self, in_path, out_path)
 
