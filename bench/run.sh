@@ -11,8 +11,8 @@
 #   5. playbooks/rollback.yml (back to the unconverted state), then the builtin-modules reference
 #      bench/reference/convert-builtin.yml (counted too), then floor B
 #   6. added latency: fresh bed, every SSH connection through bench/latency_proxy.py (20 ms more
-#      round-trip time; this kernel has no netem): convert (counted), module cost per call, rollback,
-#      reference
+#      round-trip time; this kernel has no netem): convert (counted, with the probe as in 2), module
+#      cost per call, rollback, reference
 #   7. scale: fresh bed, 16 workers, worker phase with 2/8/16 workers and 4/20 forks (bench/scale.sh)
 #   8. bench/report.py writes docs/benchmarks.md; the last line is the headline.
 # BENCH_SKIP_SCALE=1 skips step 7, BENCH_SKIP_LATENCY=1 step 6 (the report then says so).
@@ -76,7 +76,7 @@ counted_play() {  # counted_play <name> <inventory> <playbook> [args]: run_play,
         echo "bench: $name: the byte counter saw no remote command (bench_timer did not wrap the connection)" >&2
         exit 1
     fi
-    .venv/bin/python bench/transport.py --bytes "$W/$name-bytes.jsonl" --json "$W/$name-transport.json"
+    .venv/bin/python bench/transport.py --bytes "$W/$name-bytes.jsonl" --json "$W/$name-transport.json" --inventory "$2"
 }
 
 echo "bench: 1/8 fresh test bed"
@@ -86,17 +86,24 @@ wall testbed_up "$(elapsed "$t0" "$(now)")"
 .venv/bin/python bench/inventory.py --layout pinned --out "$W/inventory.yml"
 INV=$W/inventory.yml
 
+# probed_conversion <name> <inventory>: convert.yml, counted, with the availability probe running
+# (both conversions carry the same probe load, so that their times compare)
+probed_conversion() {
+    local name=$1 inventory=$2 probe_pid
+    (umask 077 && docker exec kubeha-master1 cat /etc/kubernetes/admin.conf >"$W/secrets/admin.conf")
+    .venv/bin/python chaos/probe.py --kubeconfig "$W/secrets/admin.conf" --endpoint 172.30.0.10:6443 \
+        --tls-server-name kubernetes --rate 10 --max-seconds 1800 --out "$W/probe-$name.json" >"$W/probe-$name.log" 2>&1 &
+    probe_pid=$!
+    sleep 2
+    counted_play "$name" "$inventory" playbooks/convert.yml
+    sleep 2
+    kill -TERM "$probe_pid"
+    wait "$probe_pid" || true
+    cat "$W/probe-$name.log"
+}
+
 echo "bench: 2/8 kubeha conversion with the availability probe"
-(umask 077 && docker exec kubeha-master1 cat /etc/kubernetes/admin.conf >"$W/secrets/admin.conf")
-.venv/bin/python chaos/probe.py --kubeconfig "$W/secrets/admin.conf" --endpoint 172.30.0.10:6443 \
-    --tls-server-name kubernetes --rate 10 --max-seconds 1800 --out "$W/probe.json" >"$W/probe.log" 2>&1 &
-probe_pid=$!
-sleep 2
-counted_play kubeha "$INV" playbooks/convert.yml
-sleep 2
-kill -TERM "$probe_pid"
-wait "$probe_pid" || true
-cat "$W/probe.log"
+probed_conversion kubeha "$INV"
 
 echo "bench: 3/8 floor A (the same restarts and waits, nothing else)"
 t0=$(now)
@@ -115,7 +122,7 @@ if [[ ${BENCH_SKIP_LATENCY:-0} != 1 ]]; then
     echo "bench: 6/8 ${ADDED_RTT_MS} ms added round-trip time (fresh bed, SSH through bench/latency_proxy.py)"
     testbed/up.sh pinned >>"$W/up.log" 2>&1 || { tail -40 "$W/up.log"; exit 1; }
     .venv/bin/python bench/inventory.py --layout pinned --added-rtt-ms "$ADDED_RTT_MS" --out "$W/inventory-rtt.yml"
-    counted_play kubeha-rtt "$W/inventory-rtt.yml" playbooks/convert.yml
+    probed_conversion kubeha-rtt "$W/inventory-rtt.yml"
     .venv/bin/python bench/modcost.py --inventory "$W/inventory-rtt.yml" --host kubeha-master1 --n 10 --timing-only \
         --workdir "$W/rtt" --out "$W/modcost-rtt.json" | tee "$W/modcost-rtt.txt"
     run_play rollback-rtt "$W/inventory-rtt.yml" playbooks/rollback.yml

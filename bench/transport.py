@@ -3,7 +3,7 @@
 
   bench/transport.py LOG [LOG...]            from `ansible-playbook -vvv` logs
   bench/transport.py --bytes FILE.jsonl      from bench_timer's byte log (BENCH_BYTES_OUT)
-      [--json OUT]                           also write the per-host summary as JSON
+      [--json OUT] [--inventory INV]         also write the per-host summary as JSON; name hosts as INV does
 
 From a -vvv log: per host, the lines Ansible's connection plugins print for each remote command
 (`<host> EXEC ...`, `SSH: EXEC ...` is the same command and is not counted twice) and each upload
@@ -52,11 +52,21 @@ def module_binaries(modules_dir=COLLECTION):
             if not name.endswith((".yml", ".py")) and os.path.isfile(os.path.join(modules_dir, name))}
 
 
-def summarise(entries, binaries):
-    """Per host and in total: commands, uploads, bytes sent, binaries uploaded and their size."""
+def inventory_names(path):
+    """{address: inventory name} of a generated benchmark inventory (bench/inventory.py)."""
+    import yaml
+    with open(path, encoding="utf-8") as handle:
+        hosts = yaml.safe_load(handle)["all"]["hosts"]
+    return {vars_["ansible_host"]: name for name, vars_ in hosts.items() if vars_.get("ansible_host")}
+
+
+def summarise(entries, binaries, names=None):
+    """Per host (its inventory name when names maps its address) and in total: commands, uploads,
+    bytes sent, binaries uploaded and their size."""
+    names = names or {}
     hosts = {}
     for e in entries:
-        h = hosts.setdefault(e["host"], {"commands": 0, "uploads": 0, "bytes": 0, "upload_bytes": 0,
+        h = hosts.setdefault(names.get(e["host"], e["host"]), {"commands": 0, "uploads": 0, "bytes": 0, "upload_bytes": 0,
                                          "binaries": set()})
         h["bytes"] += e["bytes"]
         if e["op"] == "exec":
@@ -88,9 +98,11 @@ def main(argv):
     parser.add_argument("logs", nargs="*", help="ansible-playbook -vvv logs")
     parser.add_argument("--bytes", help="bench_timer byte log (JSON lines)")
     parser.add_argument("--json", help="with --bytes: write the summary here")
+    parser.add_argument("--inventory", help="with --bytes: name the hosts as this inventory does")
     args = parser.parse_args(argv)
     if args.bytes:
-        summary = summarise(read_byte_log(args.bytes), module_binaries())
+        names = inventory_names(args.inventory) if args.inventory else None
+        summary = summarise(read_byte_log(args.bytes), module_binaries(), names)
         if args.json:
             with open(args.json, "w", encoding="utf-8") as handle:
                 json.dump(summary, handle, indent=1)

@@ -2,8 +2,8 @@
 # Release build of the module binaries into the collection. The binaries must start on every
 # host kubespray supports, not only on this machine: OpenSSL is linked statically (feature
 # `vendored`) and the target is glibc 2.17 through cargo-zigbuild + zig.
-# Tools: cargo-zigbuild (pinned, `cargo install`, cached in ~/.cargo/bin) and ziglang (pinned,
-# from PyPI into its own venv .cache/zig-venv, so this works before or without `make venv`).
+# Tools: cargo-zigbuild and ziglang (pinned, both from PyPI into their own venv .cache/zig-venv, so
+# this works before or without `make venv`).
 # Cargo skips the build when nothing changed. Prints each binary's size and newest GLIBC symbol.
 #
 # Usage: scripts/build-modules.sh [x86_64|aarch64]   (default x86_64)
@@ -30,22 +30,18 @@ TARGET=$TRIPLE.2.17
 MODULES=(control_plane_info kubeadm_config apiserver_cert kubeconfig_server component_restart cluster_configmaps ha_verify)
 
 export PATH="$HOME/.cargo/bin:$PATH"
-# `cargo zigbuild --version` is refused by its argument parser; the plain binary answers.
-# Versions are captured before matching: `grep -q` closing the pipe early would make the
-# producer die of SIGPIPE, which pipefail turns into "not installed" (a reinstall every run).
-if [[ $(cargo-zigbuild --version 2>/dev/null || true) != "cargo-zigbuild $ZIGBUILD_VERSION" ]]; then
-    echo "build: installing cargo-zigbuild $ZIGBUILD_VERSION"
-    cargo install --locked --version "$ZIGBUILD_VERSION" cargo-zigbuild
-fi
-
+# Both tools from PyPI into one venv: cargo-zigbuild's wheel is a prebuilt binary (a `cargo install`
+# compiled it for 77 s on a fresh 2-core machine), ziglang carries zig.
 venv=.cache/zig-venv
-zig_installed=$("$venv/bin/python" -m pip show ziglang 2>/dev/null || true)
-if [[ $zig_installed != *$'\n'"Version: $ZIGLANG_VERSION"$'\n'* ]]; then
-    echo "build: installing ziglang $ZIGLANG_VERSION into $venv"
+installed=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("cargo-zigbuild"), m.version("ziglang"))' \
+    2>/dev/null || true)
+if [[ $installed != "$ZIGBUILD_VERSION $ZIGLANG_VERSION" ]]; then
+    echo "build: installing cargo-zigbuild $ZIGBUILD_VERSION and ziglang $ZIGLANG_VERSION into $venv"
     python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet "ziglang==$ZIGLANG_VERSION"
+    "$venv/bin/python" -m pip install --quiet "cargo-zigbuild==$ZIGBUILD_VERSION" "ziglang==$ZIGLANG_VERSION"
 fi
-# cargo-zigbuild finds zig through `python3 -m ziglang` when `zig` is not on PATH.
+# cargo finds the venv's cargo-zigbuild first on PATH; cargo-zigbuild finds zig through
+# `python3 -m ziglang` when `zig` is not on PATH.
 export PATH="$PWD/$venv/bin:$PATH"
 if [[ $ARCH == aarch64 ]]; then
     if [[ ! -x /usr/bin/rustc || ! -d /usr/lib/rustlib/$TRIPLE/lib ]]; then

@@ -37,3 +37,11 @@ def test_module_binaries_lists_only_binaries(tmp_path):
     (tmp_path / "apiserver_cert").write_bytes(b"\x7fELF" + b"0" * 96)
     (tmp_path / "apiserver_cert.yml").write_text("DOCUMENTATION: x\n")
     assert transport.module_binaries(str(tmp_path)) == {"apiserver_cert": 100}
+
+
+def test_hosts_are_named_as_the_inventory_names_them(tmp_path):
+    inv = tmp_path / "inventory.yml"
+    inv.write_text("all:\n  hosts:\n    kubeha-master1:\n      ansible_host: 10.0.0.1\n", encoding="utf-8")
+    s = transport.summarise([entry("exec", "10.0.0.1", 10), entry("exec", "10.0.0.9", 5)], {},
+                            transport.inventory_names(str(inv)))
+    assert sorted(s["hosts"]) == ["10.0.0.9", "kubeha-master1"]
