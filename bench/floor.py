@@ -101,18 +101,26 @@ def bare(name):
     return name.split(" : ", 1)[-1]
 
 
+COMPONENTS = ("kubelet", "kube-controller-manager", "kube-scheduler", "kube-apiserver")
+
+
 def restarts_of(timer):
-    """[(host, component)] in run order, from the handlers that changed something."""
+    """[(host, component)] in run order: the handlers named `restart <component>` that changed
+    something (the reference's, and kubeha's worker kubelet) and the component_restart loops that
+    restarted components (kubeha's masters: one task restarts what changed, the callback records
+    which items changed)."""
     out = []
     for task in timer["tasks"]:
-        if not task.get("handler"):
-            continue
         name = bare(task["name"])
-        for component in ("kubelet", "kube-controller-manager", "kube-scheduler", "kube-apiserver"):
-            if name.endswith("restart " + component):
-                for host, status in sorted(task.get("results", {}).items()):
-                    if status == "changed":
-                        out.append((host, component))
+        if task.get("handler"):
+            for component in COMPONENTS:
+                if name.endswith("restart " + component):
+                    for host, status in sorted(task.get("results", {}).items()):
+                        if status == "changed":
+                            out.append((host, component))
+        elif task.get("action", "").endswith("component_restart"):
+            for host, items in sorted((task.get("changed_items") or {}).items()):
+                out.extend((host, item) for item in items if item in COMPONENTS)
     rolled = any(bare(t["name"]).lower().startswith("kube-proxy node | delete") and
                  any(s == "changed" for s in t.get("results", {}).values()) for t in timer["tasks"])
     return out, rolled

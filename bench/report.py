@@ -190,7 +190,7 @@ def transport_rows(transport):
     return rows
 
 
-def transport_section(w, modcost, walls, floor):
+def transport_section(w, modcost, walls, floor, floor_valid=True):
     """Lines of the SSH transport section: per-conversion counts (bench_timer's byte logs), the
     issue's goals, and the run with added latency. Empty when the run has no byte logs."""
     conv = load(os.path.join(w, "kubeha-transport.json"))
@@ -228,14 +228,14 @@ def transport_section(w, modcost, walls, floor):
     if "kubeha-rtt" in walls and "reference-rtt" in walls:
         k, ref_s = walls["kubeha-rtt"], walls["reference-rtt"]
         goals.append(("with 20 ms added RTT: builtin / kubeha beyond the floor at least 2", "%.2f ((%.1f - %.1f) / (%.1f - %.1f))" % (
-            (ref_s - floor) / (k - floor), ref_s, floor, k, floor), (ref_s - floor) / (k - floor) >= 2))
+            (ref_s - floor) / (k - floor), ref_s, floor, k, floor), (ref_s - floor) / (k - floor) >= 2 if floor_valid else None))
         goals.append(("with 20 ms added RTT: conversion / floor at most 2", "%.2f (%.1f s / %.1f s)" % (k / floor, k, floor),
-                      k / floor <= 2))
+                      k / floor <= 2 if floor_valid else None))
     if goals:
         a("| goal | this run | |")
         a("| --- | --- | --- |")
         for name, value, ok in goals:
-            a("| %s | %s | %s |" % (name, value, goal(ok)))
+            a("| %s | %s | %s |" % (name, value, "**not valid**: the floor did not replay the same restarts" if ok is None else goal(ok)))
         a("")
     if rtt and "kubeha-rtt" in walls:
         a("### With 20 ms more round-trip time")
@@ -330,23 +330,27 @@ def main():
     a("kubeha with its optional HAProxy drain around each master's certificate change (`kubeha_lb_haproxy_host:")
     a("kubeha-lb`, as chaos/ runs it; the reference has no such step).")
     a("")
+    ref_restarts, ref_rolled = restarts_of(ref_t)
+    same = sorted(ref_restarts) == sorted(map(tuple, floor_a["restarts"])) and ref_rolled == floor_a["kube_proxy_rolled"]
+    headline = "bench: convert/floor=%.2f builtin/kubeha=%.2f availability=%.2f%%%s" % (
+        r1, r2, avail, "" if same else " (floor not valid: other restarts replayed)")
     a("## Headline")
     a("")
     a("```")
-    a("bench: convert/floor=%.2f builtin/kubeha=%.2f availability=%.2f%%" % (r1, r2, avail))
+    a(headline)
     a("```")
     a("")
+    # a floor that replayed other restarts than the conversions made is not their floor
+    floor_goal = goal if same else (lambda ok: "**not valid**: the floor did not replay the same restarts (below)")
     a("| figure | value | goal | |")
     a("| --- | --- | --- | --- |")
     a("| conversion / floor (`convert.yml` wall / floor) | **%.2f** (%.1f s / %.1f s) | at most 2 (aim 1.5) | %s |" %
-      (r1, kubeha, floor, goal(r1 <= 2)))
+      (r1, kubeha, floor, floor_goal(r1 <= 2)))
     a("| builtin / kubeha, work beyond the floor | **%.2f** ((%.1f - %.1f) / (%.1f - %.1f)) | at least 2 | %s |" %
-      (r2, reference, floor, kubeha, floor, goal(r2 >= 2)))
+      (r2, reference, floor, kubeha, floor, floor_goal(r2 >= 2)))
     a("| availability through the VIP during the conversion | **%.2f%%** (%d/%d requests, %.1f req/s, %d failed) | 100%% | %s |" %
       (avail, probe["ok"], probe["total"], probe.get("rate_achieved", 0), probe["failed"], goal(probe["ok"] == probe["total"])))
     a("")
-    ref_restarts, ref_rolled = restarts_of(ref_t)
-    same = sorted(ref_restarts) == sorted(map(tuple, floor_a["restarts"])) and ref_rolled == floor_a["kube_proxy_rolled"]
     a("Same restarts in both conversions (read from each run's handlers that changed something and its kube-proxy")
     a("pod deletions): **%s**%s. kubeha also drains each master in HAProxy around its certificate change and" %
       ("yes" if same else "NO", "" if same else " (reference: %s, roll %s)" % (ref_restarts, ref_rolled)))
@@ -461,7 +465,7 @@ def main():
                 a("| %s | %s | %.0f | %.0f | %s |" % (name, "{:,}".format(row["bytes"]) if row["bytes"] else "-",
                                                  row["median_s"] * 1000, row["min_s"] * 1000, above))
             a("")
-    L.extend(transport_section(w, modcost, walls, floor))
+    L.extend(transport_section(w, modcost, walls, floor, floor_valid=same))
     if scale:
         a("## Scale: the worker phase")
         a("")
@@ -508,7 +512,7 @@ def main():
                "floor_s": round(floor, 3), "kubeha_s": kubeha, "reference_s": reference}
     with open(os.path.join(w, "summary.json"), "w", encoding="utf-8") as handle:
         json.dump(summary, handle, indent=1)
-    print("bench: convert/floor=%.2f builtin/kubeha=%.2f availability=%.2f%%" % (r1, r2, avail))
+    print(headline)
     return 0
 
 

@@ -56,3 +56,13 @@ def test_a_call_that_uploads_or_a_host_sent_too_much_is_missed(tmp_path):
 
 def test_no_byte_log_no_section(tmp_path):
     assert report.transport_section(str(tmp_path), None, {}, 40.0) == []
+
+
+def test_floor_ratios_are_not_judged_when_the_floor_is_not_valid(tmp_path):
+    write(tmp_path / "kubeha-transport.json", conversion(1000, 1100))
+    write(tmp_path / "kubeha-rtt-transport.json", conversion(1000, 1100))
+    walls = {"kubeha": 60.0, "reference": 90.0, "kubeha-rtt": 70.0, "reference-rtt": 100.0}
+    text = "\n".join(report.transport_section(str(tmp_path), None, walls, 40.0, floor_valid=False))
+    assert "conversion / floor at most 2 | 1.75 (70.0 s / 40.0 s) | **not valid**" in text
+    assert text.count("**not valid**") == 2
+    assert "| bytes sent per host at most 1.2 times its binaries | worst 1.10 | met |" in text

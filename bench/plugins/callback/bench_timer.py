@@ -140,7 +140,13 @@ class CallbackModule(CallbackBase):
             return
         if status == "ok" and result._result.get("changed"):
             status = "changed"
-        self._current["results"][result._host.get_name()] = status
+        host = result._host.get_name()
+        self._current["results"][host] = status
+        # a loop's items that changed something (e.g. which components a component_restart loop
+        # restarted): bench/floor.py replays them
+        items = [r.get("item") for r in result._result.get("results") or [] if isinstance(r, dict) and r.get("changed")]
+        if items:
+            self._current.setdefault("changed_items", {})[host] = items
 
     def v2_runner_on_ok(self, result):
         self._result(result, "ok")

@@ -1,0 +1,39 @@
+"""bench/floor.py replays the restarts a conversion made: the reference's handlers and kubeha's
+component_restart loop on the masters (whose changed items the bench_timer callback records)."""
+
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+import floor  # noqa: E402
+
+
+def task(name, action, results, handler=False, changed_items=None):
+    t = {"name": name, "action": action, "handler": handler, "results": results}
+    if changed_items is not None:
+        t["changed_items"] = changed_items
+    return t
+
+
+def test_handlers_and_component_restart_loops_are_both_read_in_run_order():
+    timer = {"tasks": [
+        task("kubeha.control_plane.convert : Master kubeconfigs | restart what changed, now",
+             "kubeha.control_plane.component_restart", {"kubeha-master2": "changed"},
+             changed_items={"kubeha-master2": ["kubelet", "kube-controller-manager", "kube-scheduler"]}),
+        task("kubeha.control_plane.convert : Master kubeconfigs | restart what changed, now",
+             "kubeha.control_plane.component_restart", {"kubeha-master3": "ok"}, changed_items={}),
+        task("kubeha.control_plane.convert : Kubeha | restart kubelet", "kubeha.control_plane.component_restart",
+             {"kubeha-worker1": "changed", "kubeha-worker2": "ok"}, handler=True),
+        task("kubeha.control_plane.convert : Kube-proxy node | delete them", "ansible.builtin.command",
+             {"kubeha-master1": "changed"}),
+    ]}
+    restarts, rolled = floor.restarts_of(timer)
+    assert restarts == [("kubeha-master2", "kubelet"), ("kubeha-master2", "kube-controller-manager"),
+                        ("kubeha-master2", "kube-scheduler"), ("kubeha-worker1", "kubelet")]
+    assert rolled is True
+
+
+def test_a_run_without_restarts_replays_none():
+    timer = {"tasks": [task("Preflight | x", "ansible.builtin.command", {"kubeha-master1": "ok"})]}
+    assert floor.restarts_of(timer) == ([], False)
