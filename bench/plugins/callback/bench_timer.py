@@ -1,5 +1,5 @@
 # kubeha benchmark callback: wall-clock times of every play and task (JSON), and optionally the
-# bytes Ansible sends to the hosts through its ssh connection (and community.docker's, if installed).
+# bytes Ansible sends to the hosts through its ssh connection.
 #
 # Enable with ANSIBLE_CALLBACK_PLUGINS=bench/plugins/callback ANSIBLE_CALLBACKS_ENABLED=bench_timer.
 #   BENCH_TIMER_OUT=<file.json>  plays and tasks: name, path, start, end (time.time()), hosts
@@ -15,7 +15,7 @@ type: aggregate
 short_description: kubeha benchmark timings (plays, tasks) and bytes sent to hosts
 description:
   - Writes the start and end time of every play and task to the JSON file named by BENCH_TIMER_OUT.
-  - When BENCH_BYTES_OUT is set, counts the bytes the ssh (or community.docker.docker) connection sends.
+  - When BENCH_BYTES_OUT is set, counts the bytes the ssh connection sends.
 requirements:
   - enable in ansible.cfg or ANSIBLE_CALLBACKS_ENABLED
 """
@@ -28,27 +28,16 @@ from ansible.plugins.callback import CallbackBase
 
 
 def _connection_classes():
-    """The connection plugins whose transfers are counted: Ansible's ssh (how the test bed's
-    inventories reach the nodes) and community.docker's docker when it is installed."""
+    """The connection plugins whose transfers are counted: Ansible's ssh, how every inventory of the
+    test bed reaches the nodes."""
     from ansible.plugins.connection import ssh as ssh_conn
 
-    classes = [ssh_conn.Connection]
-    try:
-        from ansible_collections.community.docker.plugins.connection import docker as docker_conn
-    except ImportError:
-        return classes
-    return classes + [docker_conn.Connection]
+    return [ssh_conn.Connection]
 
 
 def _remote_host(connection):
-    for option in ("host", "remote_addr"):
-        try:
-            value = connection.get_option(option)
-        except KeyError:
-            continue
-        if value:
-            return value
-    return connection._play_context.remote_addr
+    """The address the ssh connection reaches (ansible_host)."""
+    return connection.get_option("host") or connection._play_context.remote_addr
 
 
 def _install_byte_counter(path):
