@@ -105,8 +105,10 @@ def security_checks(workdir):
     or wrote (ansible outputs, task logs, probe reports, the JSON report, emulator and pod logs,
     names of backups/originals). Returns a list of problems (paths only)."""
     problems = []
+    # -I: text files only. Keys and kubeconfigs are PEM/YAML text; the module binaries cached under
+    # /var/lib/kubeha/modules (0700, executables) carry OpenSSL's PEM marker strings, not keys
     mode_script = r"""
-for f in $(grep -rlE 'PRIVATE KEY|client-key-data' /etc/kubernetes /etc/ssl/etcd /var/lib/kubeha /root/.kube /var/lib/kubelet/pki 2>/dev/null); do
+for f in $(grep -rIlE 'PRIVATE KEY|client-key-data' /etc/kubernetes /etc/ssl/etcd /var/lib/kubeha /root/.kube /var/lib/kubelet/pki 2>/dev/null); do
   echo "$(stat -c '%a %U %G' "$f") $f"
 done
 """
