@@ -139,6 +139,12 @@ impl ServerUrl {
                 format!("{text:?}: write the server as https://host:port without user, query or fragment"),
             ));
         }
+        if authority.is_empty() || authority.starts_with(':') {
+            return Err(Error::option(
+                what,
+                format!("{text:?} has no host: write it as https://host:port, for example https://10.0.0.10:6443"),
+            ));
+        }
         let (host_text, port_text) = split_host_port(authority, what)?;
         let port = match port_text {
             Some(p) => parse_port(p, text, what)?,
@@ -226,6 +232,12 @@ fn split_host_port<'a>(text: &'a str, what: &str) -> Result<(&'a str, Option<&'a
         ));
     }
     Ok(match text.split_once(':') {
+        Some(("", port)) => {
+            return Err(Error::option(
+                what,
+                format!("{text:?} has no host before ':{port}': write it as host:port, for example 10.0.0.10:{port}"),
+            ))
+        }
         Some((h, p)) => (h, Some(p)),
         None => (text, None),
     })
@@ -290,6 +302,7 @@ mod tests {
             ("bad_name!:6443", "DNS name"),
             ("[10.0.0.1]:6443", "not an IPv6"),
             ("10.0.0:6443", "DNS name"),
+            (":6443", "\":6443\" has no host before ':6443'"),
         ];
         for (input, needle) in cases {
             let err = Endpoint::parse(input, "control_plane_endpoint")
@@ -318,6 +331,14 @@ mod tests {
             "https://fd00::1:6443",
         ] {
             assert!(ServerUrl::parse(bad, "server").is_err(), "{bad}");
+        }
+        // the message names the URL as written, not an empty host
+        for no_host in ["https://:6443", "https://", "https:///api"] {
+            let err = ServerUrl::parse(no_host, "server").unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("{no_host:?} has no host")) && err.contains("server"),
+                "{no_host}: {err}"
+            );
         }
     }
 }

@@ -148,6 +148,17 @@ enum Parsed {
     Dicts(Vec<Options>),
 }
 
+impl Parsed {
+    /// A list option (of strings or of dicts) given with no item.
+    fn is_empty_list(&self) -> bool {
+        match self {
+            Parsed::List(l) => l.is_empty(),
+            Parsed::Dicts(l) => l.is_empty(),
+            Parsed::Str(_) | Parsed::Bool(_) | Parsed::Int(_) => false,
+        }
+    }
+}
+
 /// A module's options, parsed against its spec, defaults filled in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
@@ -302,10 +313,7 @@ fn parse_value(option: &OptionSpec, given: Option<Value>) -> Result<Option<Parse
                 format!("{s:?} is not one of: {}", option.choices.join(", ")),
             ))
         }
-        Parsed::List(l) if option.required && l.is_empty() => {
-            return Err(Error::option(name, "is required: give at least one item"))
-        }
-        Parsed::Dicts(l) if option.required && l.is_empty() => {
+        list if option.required && list.is_empty_list() => {
             return Err(Error::option(name, "is required: give at least one item"))
         }
         _ => {}
