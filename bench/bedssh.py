@@ -20,10 +20,8 @@ def options():
     control-socket directory, so the benchmark's masters never reuse Ansible's."""
     control = os.path.join(bed.SSH_DIR, "cp-bench")
     os.makedirs(control, mode=0o700, exist_ok=True)
-    return ["-i", os.path.join(bed.SSH_DIR, "id_ed25519"), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-            "-o", "UserKnownHostsFile=" + os.path.join(bed.SSH_DIR, "known_hosts"),
-            "-o", "StrictHostKeyChecking=yes", "-o", "ControlMaster=auto", "-o", "ControlPersist=120",
-            "-o", "ControlPath=" + os.path.join(control, "%C")]
+    return bed.ssh_options() + ["-o", "ControlMaster=auto", "-o", "ControlPersist=120",
+                                "-o", "ControlPath=" + os.path.join(control, "%C")]
 
 
 def address(inventory, host):

@@ -162,11 +162,15 @@ def create(layout, key=None):
     return [p["name"] for p in platforms(layout)]
 
 
+def ssh_options():
+    """ssh/sftp options that reach the bed as its inventories do: the bed's key only, no prompt,
+    host keys verified against the known_hosts ssh-access wrote."""
+    return ["-i", os.path.join(SSH_DIR, "id_ed25519"), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+            "-o", "UserKnownHostsFile=" + os.path.join(SSH_DIR, "known_hosts"), "-o", "StrictHostKeyChecking=yes"]
+
+
 def ssh_command(ip, user=LOGIN_USER, *remote):
-    key = os.path.join(SSH_DIR, "id_ed25519")
-    return ["ssh", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
-            "-o", "UserKnownHostsFile=" + os.path.join(SSH_DIR, "known_hosts"), "-o", "StrictHostKeyChecking=yes",
-            "%s@%s" % (user, ip)] + list(remote)
+    return ["ssh", *ssh_options(), "-o", "ConnectTimeout=5", "%s@%s" % (user, ip)] + list(remote)
 
 
 def ssh_access(layout, wait=90, extra=()):
