@@ -106,9 +106,8 @@ COMPONENTS = ("kubelet", "kube-controller-manager", "kube-scheduler", "kube-apis
 
 def restarts_of(timer):
     """[(host, component)] in run order: the handlers named `restart <component>` that changed
-    something (the reference's, and kubeha's worker kubelet) and the component_restart loops that
-    restarted components (kubeha's masters: one task restarts what changed, the callback records
-    which items changed)."""
+    something (the reference's) and kubeha's component_restart tasks that restarted components (a
+    loop on the masters, one task per worker: the callback records which components changed)."""
     out = []
     for task in timer["tasks"]:
         name = bare(task["name"])

@@ -286,3 +286,169 @@ fn an_uneditable_configmap_fails_the_run_before_any_write() {
         "backups written for a run that changed nothing"
     );
 }
+
+/// The rollback: `state: original` puts back the edited key of each ConfigMap from the copy saved
+/// before the first change, and only that key (a later change to another key stays); the kube-proxy
+/// roll marker is written before the kube-proxy ConfigMap changes, in both directions; a second
+/// rollback changes nothing; without a saved copy a ConfigMap is left alone.
+#[test]
+fn the_rollback_puts_back_only_the_edited_keys_and_marks_kube_proxy_for_a_roll() {
+    let c = Cluster::start(1);
+    let kubeconfig = c.admin_kubeconfig(c.apiservers[0].0);
+    let backup_dir = c.path("backups");
+    let marker = c.path("kube-proxy-roll-pending");
+    let originals: Vec<String> = [
+        ("kube-system", "kube-proxy", "kubeconfig.conf"),
+        ("kube-system", "kubeadm-config", "ClusterConfiguration"),
+        ("kube-public", "cluster-info", "kubeconfig"),
+    ]
+    .iter()
+    .map(|(ns, n, k)| data(&c, ns, n, k))
+    .collect();
+    let convert = json!({
+        "kubeconfig": kubeconfig,
+        "control_plane_endpoint": "172.30.0.10:6443",
+        "backup_dir": backup_dir,
+        "kube_proxy_roll_marker": marker,
+        // cluster-info is left as it is: nothing saved for it, nothing to restore
+        "update_cluster_info": false,
+    });
+    run_module("cluster_configmaps", convert.clone(), Mode::NORMAL).ok();
+    assert!(
+        marker.exists(),
+        "no roll marker after the kube-proxy change"
+    );
+    assert!(!backup_dir.join("kube-public.cluster-info.json").exists());
+    std::fs::remove_file(&marker).unwrap();
+    // the converted state, then someone changes another key of the kube-proxy ConfigMap
+    let converted_proxy = data(&c, "kube-system", "kube-proxy", "kubeconfig.conf");
+    assert_ne!(converted_proxy, originals[0]);
+    let mut proxy = c.configmap("kube-system", "kube-proxy");
+    proxy["data"]["config.conf"] = json!("mode: ipvs\n");
+    let put = c.request(
+        "PUT",
+        "/api/v1/namespaces/kube-system/configmaps/kube-proxy",
+        Some(&proxy),
+    );
+    assert_eq!(put.status, 200);
+
+    let rollback = json!({
+        "kubeconfig": kubeconfig,
+        "state": "original",
+        "backup_dir": backup_dir,
+        "kube_proxy_roll_marker": marker,
+    });
+    // check mode: predicts the two restores, writes nothing (no marker either)
+    let before_rvs = rvs(&c);
+    let check = run_module("cluster_configmaps", rollback.clone(), Mode::CHECK_DIFF).ok();
+    assert!(check.changed());
+    assert_eq!(
+        check.json["configmaps"].as_array().unwrap().len(),
+        2,
+        "{}",
+        check.stdout
+    );
+    assert_eq!(rvs(&c), before_rvs);
+    assert!(!marker.exists());
+    assert!(check.json["msg"]
+        .as_str()
+        .unwrap()
+        .starts_with("would restore"));
+
+    let real = run_module("cluster_configmaps", rollback.clone(), Mode::NORMAL).ok();
+    assert!(real.changed(), "{}", real.stdout);
+    assert!(real.json.get("server").is_none());
+    assert_eq!(
+        data(&c, "kube-system", "kube-proxy", "kubeconfig.conf"),
+        originals[0]
+    );
+    assert_eq!(
+        data(&c, "kube-system", "kubeadm-config", "ClusterConfiguration"),
+        originals[1]
+    );
+    assert_eq!(
+        data(&c, "kube-public", "cluster-info", "kubeconfig"),
+        originals[2]
+    );
+    // the other key's later change stays
+    assert_eq!(
+        data(&c, "kube-system", "kube-proxy", "config.conf"),
+        "mode: ipvs\n"
+    );
+    assert!(
+        marker.exists(),
+        "no roll marker after the kube-proxy restore"
+    );
+
+    let after = rvs(&c);
+    let again = run_module("cluster_configmaps", rollback, Mode::NORMAL).ok();
+    assert!(!again.changed(), "{}", again.stdout);
+    assert_eq!(rvs(&c), after);
+}
+
+/// `state: original` without `backup_dir`, a saved copy that is not the ConfigMap's JSON, and a
+/// relative marker path fail naming the option or the file, and change nothing.
+#[test]
+fn rollback_inputs_that_cannot_work_fail_clearly() {
+    let c = Cluster::start(1);
+    let kubeconfig = c.admin_kubeconfig(c.apiservers[0].0);
+    let backup_dir = c.path("backups");
+    std::fs::create_dir_all(&backup_dir).unwrap();
+    let before = rvs(&c);
+    let msg = run_module(
+        "cluster_configmaps",
+        json!({"kubeconfig": kubeconfig, "state": "original"}),
+        Mode::NORMAL,
+    )
+    .fail_msg();
+    assert!(
+        msg.contains("option `backup_dir`") && msg.contains("state=original"),
+        "{msg}"
+    );
+    let msg = run_module(
+        "cluster_configmaps",
+        json!({"kubeconfig": kubeconfig, "control_plane_endpoint": "172.30.0.10:6443", "kube_proxy_roll_marker": "pending"}),
+        Mode::NORMAL,
+    )
+    .fail_msg();
+    assert!(msg.contains("option `kube_proxy_roll_marker`"), "{msg}");
+    let msg = run_module(
+        "cluster_configmaps",
+        json!({"kubeconfig": kubeconfig}),
+        Mode::NORMAL,
+    )
+    .fail_msg();
+    assert!(
+        msg.contains("option `control_plane_endpoint`") && msg.contains("required"),
+        "{msg}"
+    );
+    let broken = backup_dir.join("kube-system.kube-proxy.json");
+    std::fs::write(
+        &broken,
+        "{\"metadata\": {\"namespace\": \"kube-system\", \"name\": \"other\"}}",
+    )
+    .unwrap();
+    let msg = run_module(
+        "cluster_configmaps",
+        json!({"kubeconfig": kubeconfig, "state": "original", "backup_dir": backup_dir}),
+        Mode::NORMAL,
+    )
+    .fail_msg();
+    assert!(
+        msg.contains("kube-system.kube-proxy.json")
+            && msg.contains("does not hold ConfigMap kube-system/kube-proxy"),
+        "{msg}"
+    );
+    std::fs::write(&broken, "not json").unwrap();
+    let msg = run_module(
+        "cluster_configmaps",
+        json!({"kubeconfig": kubeconfig, "state": "original", "backup_dir": backup_dir}),
+        Mode::NORMAL,
+    )
+    .fail_msg();
+    assert!(
+        msg.contains("kube-system.kube-proxy.json") && msg.contains("is not the JSON"),
+        "{msg}"
+    );
+    assert_eq!(rvs(&c), before);
+}

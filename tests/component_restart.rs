@@ -307,6 +307,26 @@ fn bad_inputs_fail_naming_the_option_and_signal_nothing() {
         ),
         (json!({"name": "kube-scheduler", "signal": "HUP"}), "signal"),
         (
+            json!({"name": "kube-scheduler", "node_name": "w1", "kubeconfig": "/etc/kubernetes/kubelet.conf"}),
+            "option `node_name`: is only for name=kubelet",
+        ),
+        (
+            json!({"name": "kubelet", "node_name": "w1"}),
+            "option `kubeconfig`: is required with node_name",
+        ),
+        (
+            json!({"name": "kubelet", "kubeconfig": "/etc/kubernetes/kubelet.conf"}),
+            "option `node_name`: is required with kubeconfig",
+        ),
+        (
+            json!({"name": "kubelet", "node_name": " ", "kubeconfig": "/etc/kubernetes/kubelet.conf"}),
+            "option `node_name`: is empty",
+        ),
+        (
+            json!({"name": "kubelet", "node_name": "w1", "kubeconfig": "/x", "node_timeout": 0}),
+            "option `node_timeout`",
+        ),
+        (
             json!({"name": "kube-apiserver", "health_url": format!("https://127.0.0.1:{}/readyz", free_port())}),
             "no running kube-apiserver process",
         ),

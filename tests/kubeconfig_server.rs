@@ -342,3 +342,97 @@ fn several_kubeconfigs_one_bad_changes_none() {
     );
     assert_same_tree(&before, &fx.snapshot());
 }
+
+/// `component` and `restart`: a component is listed when its file changes, or when it has been
+/// running since before the file's last change (a run interrupted between the write and the
+/// restart); not when it started after the change, or when nothing of that name runs. The
+/// "component" here is a copy of `sleep` under a name no other process has.
+#[test]
+fn restart_lists_changed_and_stale_components() {
+    let fx = Fixture::kubespray(Layout::Pinned);
+    let vip = format!("https://{VIP}:6443");
+    let local = format!("https://{MASTER1_IP}:6443");
+    let name = format!("khsleep{}", std::process::id() % 100_000);
+    let sleeper = fx.root().join(&name);
+    fs::copy("/bin/sleep", &sleeper).unwrap();
+    let set_mtime = |rel: &str, when: &str| {
+        let ok = std::process::Command::new("touch")
+            .args(["-m", "-d", when])
+            .arg(fx.path(rel))
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "touch {rel}");
+    };
+    let cm = "etc/kubernetes/controller-manager.conf";
+    let admin = "etc/kubernetes/admin.conf";
+    // controller-manager.conf already names master 1 (no change); admin.conf changes
+    let options = json!({"kubeconfigs": [
+        {"path": fx.path(cm), "server": local, "component": name},
+        {"path": fx.path(admin), "server": vip, "component": "kubeha-nothing-runs-by-this-name"},
+    ]});
+
+    // the component is not running: only the changed file's component is listed
+    let out = run_module(M, options.clone(), Mode::CHECK_DIFF).ok();
+    assert_eq!(
+        out.json["restart"],
+        json!(["kubeha-nothing-runs-by-this-name"]),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(out.json["results"][0]["stale"], json!(false));
+    assert_returns_documented(M, &out.json);
+
+    // running, and its file older than the process: not stale
+    set_mtime(cm, "2000-01-01 00:00:00");
+    let mut child = std::process::Command::new(&sleeper)
+        .arg("30")
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let out = run_module(M, options.clone(), Mode::CHECK_DIFF).ok();
+    assert_eq!(
+        out.json["results"][0]["stale"],
+        json!(false),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.json["restart"]
+        .as_array()
+        .unwrap()
+        .contains(&json!(name)));
+
+    // the file changed after the process started: stale, listed first, said in the file's msg
+    set_mtime(cm, "now");
+    let out = run_module(M, options.clone(), Mode::NORMAL).ok();
+    assert_eq!(out.json["results"][0]["changed"], json!(false));
+    assert_eq!(
+        out.json["results"][0]["stale"],
+        json!(true),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        out.json["restart"],
+        json!([name, "kubeha-nothing-runs-by-this-name"]),
+        "{}",
+        out.stdout
+    );
+    assert!(out.json["results"][0]["msg"]
+        .as_str()
+        .unwrap()
+        .contains("restart it"));
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // single-file shape: `restart` at the top level too; nothing changes, nothing runs
+    let out = run_module(
+        M,
+        json!({"path": fx.path(admin), "server": vip, "component": name}),
+        Mode::NORMAL,
+    )
+    .ok();
+    assert!(!out.changed());
+    assert_eq!(out.json["restart"], json!([]), "{}", out.stdout);
+    assert_eq!(out.json["stale"], json!(false));
+}

@@ -23,14 +23,18 @@ def test_handlers_and_component_restart_loops_are_both_read_in_run_order():
              changed_items={"kubeha-master2": ["kubelet", "kube-controller-manager", "kube-scheduler"]}),
         task("kubeha.control_plane.convert : Master kubeconfigs | restart what changed, now",
              "kubeha.control_plane.component_restart", {"kubeha-master3": "ok"}, changed_items={}),
-        task("kubeha.control_plane.convert : Kubeha | restart kubelet", "kubeha.control_plane.component_restart",
-             {"kubeha-worker1": "changed", "kubeha-worker2": "ok"}, handler=True),
+        task("kubeha.control_plane.convert : Worker | restart the kubelet, wait for its node's heartbeat",
+             "kubeha.control_plane.component_restart", {"kubeha-worker1": "changed", "kubeha-worker2": "skipped"},
+             changed_items={"kubeha-worker1": ["kubelet"]}),
+        task("Reference | restart kubelet", "ansible.builtin.systemd_service",
+             {"kubeha-worker2": "changed"}, handler=True),
         task("kubeha.control_plane.convert : Kube-proxy node | delete them", "ansible.builtin.command",
              {"kubeha-master1": "changed"}),
     ]}
     restarts, rolled = floor.restarts_of(timer)
     assert restarts == [("kubeha-master2", "kubelet"), ("kubeha-master2", "kube-controller-manager"),
-                        ("kubeha-master2", "kube-scheduler"), ("kubeha-worker1", "kubelet")]
+                        ("kubeha-master2", "kube-scheduler"), ("kubeha-worker1", "kubelet"),
+                        ("kubeha-worker2", "kubelet")]
     assert rolled is True
 
 

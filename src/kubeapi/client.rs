@@ -83,6 +83,22 @@ impl Transport for ApiServer {
     }
 }
 
+/// GET `path` and parse the JSON answer; anything but 200 is an error naming the path.
+pub fn get_json(t: &dyn Transport, path: &str) -> Result<serde_json::Value> {
+    let resp = t
+        .send(&Request::get(path))
+        .map_err(|e| Error::remote(t.server(), format!("GET {path}: {e}")))?;
+    if resp.status != 200 {
+        return Err(status_error(&t.server(), &format!("GET {path}"), &resp));
+    }
+    serde_json::from_slice(&resp.body).map_err(|e| {
+        Error::remote(
+            t.server(),
+            format!("GET {path}: the answer is not JSON: {e}"),
+        )
+    })
+}
+
 /// Turn a non-2xx answer into an error that says what to do.
 pub fn status_error(server: &str, what: &str, resp: &Response) -> Error {
     let hint = match resp.status {

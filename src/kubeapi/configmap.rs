@@ -2,7 +2,7 @@
 //! `metadata.resourceVersion`; on 409 Conflict (someone changed it in between) read it again and
 //! re-apply the edit, a bounded number of times. Check mode stops after the GET.
 
-use super::client::{status_error, Transport};
+use super::client::{get_json, status_error, Transport};
 use crate::error::{Error, Result};
 use crate::net::http::Request;
 use serde_json::Value;
@@ -45,19 +45,7 @@ pub fn path_of(namespace: &str, name: &str) -> String {
 
 /// GET a ConfigMap.
 pub fn get(t: &dyn Transport, namespace: &str, name: &str) -> Result<Value> {
-    let path = path_of(namespace, name);
-    let resp = t
-        .send(&Request::get(&path))
-        .map_err(|e| Error::remote(t.server(), format!("GET {path}: {e}")))?;
-    if resp.status != 200 {
-        return Err(status_error(&t.server(), &format!("GET {path}"), &resp));
-    }
-    serde_json::from_slice(&resp.body).map_err(|e| {
-        Error::remote(
-            t.server(),
-            format!("GET {path}: the answer is not JSON: {e}"),
-        )
-    })
+    get_json(t, &path_of(namespace, name))
 }
 
 enum Put {

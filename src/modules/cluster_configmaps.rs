@@ -8,7 +8,13 @@
 //!
 //! The plan decides every edit (GET + pure edit, no PUT) before any is written: a ConfigMap that
 //! cannot be edited (say an unsupported ClusterConfiguration) then fails the run while all three
-//! are still as they were. It does not run kubeadm. Docs: the sidecar `cluster_configmaps.yml`.
+//! are still as they were. It does not run kubeadm.
+//!
+//! The originals: with `backup_dir`, each ConfigMap's JSON is saved once, before its first change;
+//! `state: original` (the rollback) puts back the one key kubeha edits from that copy, and
+//! nothing else (a later change to another key stays). `kube_proxy_roll_marker` is written before
+//! the kube-proxy ConfigMap changes, either way, so that the kube-proxy roll happens even after an
+//! interrupted run. Docs: the sidecar `cluster_configmaps.yml`.
 
 use crate::diff::FileDiff;
 use crate::endpoint::{Endpoint, ServerUrl};
@@ -30,13 +36,25 @@ use std::time::Duration;
 pub struct ClusterConfigmaps {
     pub kubeconfig: PathBuf,
     pub api_server: Option<String>,
-    pub endpoint: Endpoint,
+    pub state: State,
+    /// Required with `State::Endpoint`.
+    pub endpoint: Option<Endpoint>,
     pub cert_sans: Vec<San>,
     pub update_kube_proxy: bool,
     pub update_cluster_info: bool,
     pub update_kubeadm_config: bool,
     pub backup_dir: Option<PathBuf>,
+    pub kube_proxy_roll_marker: Option<PathBuf>,
     pub timeout: Duration,
+}
+
+/// What the ConfigMaps are made to say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Point them at `control_plane_endpoint`.
+    Endpoint,
+    /// Put back the edited key as saved in `backup_dir` (rollback).
+    Original,
 }
 
 /// One ConfigMap's update (or decision), and where its original was saved.
@@ -64,11 +82,17 @@ impl Module for ClusterConfigmaps {
                 "Use this https URL instead of the kubeconfig's server (verified against the same CA).",
             ),
             OptionSpec::new(
+                "state",
+                Kind::Str,
+                "C(endpoint) points the ConfigMaps at O(control_plane_endpoint). C(original) puts back, in each selected ConfigMap, the key this module edits as it was saved in O(backup_dir) before the first change (the rollback); a ConfigMap without a saved copy is left alone.",
+            )
+            .default(Default::Str("endpoint"))
+            .choices(&["endpoint", "original"]),
+            OptionSpec::new(
                 "control_plane_endpoint",
                 Kind::Str,
-                "The new endpoint, C(host:port) (IPv6 in brackets).",
-            )
-            .required(),
+                "The new endpoint, C(host:port) (IPv6 in brackets). Required with O(state=endpoint).",
+            ),
             OptionSpec::new(
                 "cert_sans",
                 Kind::StrList,
@@ -96,7 +120,12 @@ impl Module for ClusterConfigmaps {
             OptionSpec::new(
                 "backup_dir",
                 Kind::Path,
-                "Before its first change, save each ConfigMap's full JSON as C(<dir>/<namespace>.<name>.json) (mode 0600). An existing file is never overwritten, so it keeps the original state for a rollback.",
+                "Before its first change, save each ConfigMap's full JSON as C(<dir>/<namespace>.<name>.json) (mode 0600). An existing file is never overwritten, so it keeps the original state for a rollback. Required with O(state=original), which reads it.",
+            ),
+            OptionSpec::new(
+                "kube_proxy_roll_marker",
+                Kind::Path,
+                "Written (mode 0600) just before the C(kube-system/kube-proxy) ConfigMap changes. kube-proxy reads its ConfigMap only when it starts, so its pods must be rolled; whoever rolls them removes this file when done, and a run interrupted in between still finds it.",
             ),
             OptionSpec::new(
                 "timeout",
@@ -115,29 +144,50 @@ impl Module for ClusterConfigmaps {
         if let Some(s) = &api_server {
             ServerUrl::parse(s, "api_server")?;
         }
-        let endpoint = Endpoint::parse(
-            &o.string("control_plane_endpoint")?,
-            "control_plane_endpoint",
-        )?;
-        let cert_sans = San::parse_list("cert_sans", &o.list("cert_sans")?)?;
-        let backup_dir = o.opt_path("backup_dir")?;
-        if let Some(d) = &backup_dir {
-            if !d.is_absolute() {
+        let state = match o.string("state")?.as_str() {
+            "original" => State::Original,
+            _ => State::Endpoint,
+        };
+        let endpoint = match (state, o.opt_string("control_plane_endpoint")?) {
+            (_, Some(text)) => Some(Endpoint::parse(&text, "control_plane_endpoint")?),
+            (State::Endpoint, None) => {
                 return Err(Error::option(
-                    "backup_dir",
-                    format!("{} is not an absolute path", d.display()),
-                ));
+                    "control_plane_endpoint",
+                    "is required (with state=endpoint, the default)",
+                ))
             }
+            (State::Original, None) => None,
+        };
+        let cert_sans = San::parse_list("cert_sans", &o.list("cert_sans")?)?;
+        let absolute = |name: &'static str| -> Result<Option<PathBuf>> {
+            let path = o.opt_path(name)?;
+            match &path {
+                Some(d) if !d.is_absolute() => Err(Error::option(
+                    name,
+                    format!("{} is not an absolute path", d.display()),
+                )),
+                _ => Ok(path),
+            }
+        };
+        let backup_dir = absolute("backup_dir")?;
+        if state == State::Original && backup_dir.is_none() {
+            return Err(Error::option(
+                "backup_dir",
+                "is required with state=original: the directory the originals were saved in",
+            ));
         }
+        let kube_proxy_roll_marker = absolute("kube_proxy_roll_marker")?;
         Ok(ClusterConfigmaps {
             kubeconfig: o.path("kubeconfig")?,
             api_server,
+            state,
             endpoint,
             cert_sans,
             update_kube_proxy: o.bool("update_kube_proxy")?,
             update_cluster_info: o.bool("update_cluster_info")?,
             update_kubeadm_config: o.bool("update_kubeadm_config")?,
             backup_dir,
+            kube_proxy_roll_marker,
             timeout: Duration::from_secs(o.int("timeout")? as u64),
         })
     }
@@ -165,13 +215,20 @@ impl Module for ClusterConfigmaps {
             .map(|(o, _)| format!("{}/{}", o.namespace, o.name))
             .collect();
         let mut out = ModuleOutput::new(!changed.is_empty(), "");
-        out.msg = match (changed.is_empty(), check_mode) {
-            (true, _) => format!(
-                "every selected ConfigMap already points at {}",
-                self.endpoint
-            ),
-            (false, true) => format!("would update {}", changed.join(", ")),
-            (false, false) => format!("updated {}", changed.join(", ")),
+        let verb = match self.state {
+            State::Endpoint => "update",
+            State::Original => "restore",
+        };
+        out.msg = match (changed.is_empty(), check_mode, &self.endpoint, self.state) {
+            (true, _, Some(endpoint), State::Endpoint) => {
+                format!("every selected ConfigMap already points at {endpoint}")
+            }
+            (true, _, _, _) => {
+                "every selected ConfigMap already holds its saved original (or has none saved)"
+                    .to_string()
+            }
+            (false, true, _, _) => format!("would {verb} {}", changed.join(", ")),
+            (false, false, _, _) => format!("{verb}d {}", changed.join(", ")),
         };
         let mut list = Vec::new();
         for (o, backup) in outcomes {
@@ -197,7 +254,9 @@ impl Module for ClusterConfigmaps {
             }
         }
         out.set("configmaps", Value::Array(list));
-        out.set("server", self.endpoint.url());
+        if let Some(endpoint) = &self.endpoint {
+            out.set("server", endpoint.url());
+        }
         out.set("api_server", plan.server.server());
         out
     }
@@ -206,7 +265,10 @@ impl Module for ClusterConfigmaps {
 impl ClusterConfigmaps {
     /// Update (or, in check mode, only decide) each selected ConfigMap, in a fixed order.
     fn update_all(&self, t: &dyn Transport, check_mode: bool) -> Result<Vec<Updated>> {
-        let server = ServerUrl::parse(&self.endpoint.url(), "control_plane_endpoint")?;
+        let server = match &self.endpoint {
+            Some(endpoint) => Some(ServerUrl::parse(&endpoint.url(), "control_plane_endpoint")?),
+            None => None,
+        };
         let mut outcomes: Vec<Updated> = Vec::new();
         let save = |ns: &str, name: &str| -> Option<PathBuf> {
             self.backup_dir
@@ -219,12 +281,31 @@ impl ClusterConfigmaps {
                            edit: &dyn Fn(&str) -> Result<KeyChange>|
          -> Result<()> {
             let backup = save(ns, name);
+            let marker = self
+                .kube_proxy_roll_marker
+                .as_ref()
+                .filter(|_| (ns, name) == ("kube-system", "kube-proxy"));
             let before_write = |original: &Value| -> Result<()> {
-                match &backup {
-                    Some(path) => save_original(path, original),
-                    None => Ok(()),
+                if let Some(path) = marker {
+                    write_marker(path, ns, name)?;
+                }
+                match (&backup, self.state) {
+                    (Some(path), State::Endpoint) => save_original(path, original),
+                    _ => Ok(()),
                 }
             };
+            if self.state == State::Original {
+                let Some(path) = &backup else {
+                    return Ok(());
+                };
+                let Some(saved) = saved_key(path, ns, name, key)? else {
+                    return Ok(());
+                };
+                let restore = |text: &str| -> Result<KeyChange> { Ok(restore_edit(text, &saved)) };
+                let outcome = update_key(t, ns, name, key, check_mode, &restore, &before_write)?;
+                outcomes.push((outcome, Some(path.display().to_string())));
+                return Ok(());
+            }
             let outcome = update_key(t, ns, name, key, check_mode, edit, &before_write)?;
             let saved = backup
                 .filter(|p| p.exists())
@@ -232,9 +313,16 @@ impl ClusterConfigmaps {
             outcomes.push((outcome, saved));
             Ok(())
         };
+        // `server` is None only with state=original, where run_one never calls these edits
+        let server_edit = |text: &str, label: &str| -> Result<KeyChange> {
+            match &server {
+                Some(server) => server_edit(text, label, server),
+                None => Err(Error::option("control_plane_endpoint", "is required")),
+            }
+        };
         if self.update_kube_proxy {
             run_one("kube-system", "kube-proxy", "kubeconfig.conf", &|text| {
-                server_edit(text, "kube-system/kube-proxy kubeconfig.conf", &server)
+                server_edit(text, "kube-system/kube-proxy kubeconfig.conf")
             })?;
         }
         if self.update_kubeadm_config {
@@ -247,16 +335,19 @@ impl ClusterConfigmaps {
         }
         if self.update_cluster_info {
             run_one("kube-public", "cluster-info", "kubeconfig", &|text| {
-                server_edit(text, "kube-public/cluster-info kubeconfig", &server)
+                server_edit(text, "kube-public/cluster-info kubeconfig")
             })?;
         }
         Ok(outcomes)
     }
 
     fn kubeadm_edit(&self, text: &str) -> Result<KeyChange> {
+        let Some(endpoint) = &self.endpoint else {
+            return Err(Error::option("control_plane_endpoint", "is required"));
+        };
         let origin = Path::new("kube-system/kubeadm-config ClusterConfiguration");
         let config = kubeadm::KubeadmConfig::parse(text, origin)?;
-        let plan = kubeadm::plan_endpoint_and_sans(&config, &self.endpoint, &self.cert_sans)?;
+        let plan = kubeadm::plan_endpoint_and_sans(&config, endpoint, &self.cert_sans)?;
         Ok(KeyChange {
             new_text: plan.new_text,
             field_before: json!({"controlPlaneEndpoint": plan.endpoint_before, "certSANs": plan.sans_before}),
@@ -276,21 +367,74 @@ fn server_edit(text: &str, label: &str, server: &ServerUrl) -> Result<KeyChange>
     })
 }
 
+/// The text of `key` in a ConfigMap saved by [`save_original`]; `None` when nothing was saved for
+/// it (never changed) or the saved object had no such key.
+fn saved_key(path: &Path, ns: &str, name: &str, key: &str) -> Result<Option<String>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = fsio::read_text(path)?;
+    let object: Value = serde_json::from_str(&text).map_err(|e| {
+        Error::content(
+            path,
+            format!("is not the JSON of ConfigMap {ns}/{name} this module saved ({e}); restore it from your own backup or remove it to keep the current ConfigMap"),
+        )
+    })?;
+    if object["metadata"]["namespace"] != ns || object["metadata"]["name"] != name {
+        return Err(Error::content(
+            path,
+            format!("does not hold ConfigMap {ns}/{name}; restore it from your own backup or remove it to keep the current ConfigMap"),
+        ));
+    }
+    Ok(object["data"][key].as_str().map(str::to_string))
+}
+
+/// The rollback edit: the saved text when the current one differs.
+fn restore_edit(current: &str, saved: &str) -> KeyChange {
+    KeyChange {
+        new_text: (current != saved).then(|| saved.to_string()),
+        field_before: json!({"matches_saved": current == saved}),
+        field_after: json!({"matches_saved": true}),
+    }
+}
+
+/// The roll marker, written before the first PUT of the ConfigMap it is for (atomically: a run
+/// killed while writing it leaves the old one or the new one).
+fn write_marker(path: &Path, ns: &str, name: &str) -> Result<()> {
+    let text = format!("ConfigMap {ns}/{name} changed by kubeha; its pods must be rolled\n");
+    if path.exists() {
+        return Ok(());
+    }
+    ensure_private_dir(path)?;
+    let attrs = FileAttrs {
+        mode: 0o600,
+        uid: nix::unistd::geteuid().as_raw(),
+        gid: nix::unistd::getegid().as_raw(),
+    };
+    fsio::write_new(path, text.as_bytes(), attrs)
+}
+
+/// The directory of `path`, created 0700 when missing (it holds copies of cluster objects).
+fn ensure_private_dir(path: &Path) -> Result<()> {
+    let Some(dir) = path.parent() else {
+        return Ok(());
+    };
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create the directory", e))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io(dir, "set the mode of", e))?;
+    }
+    Ok(())
+}
+
 /// Save a ConfigMap's JSON once: an existing file holds the state before the first change and
 /// is never overwritten.
 fn save_original(path: &Path, object: &Value) -> Result<()> {
     if path.exists() {
         return Ok(());
     }
-    if let Some(dir) = path.parent() {
-        if !dir.exists() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::io(dir, "create the backup directory", e))?;
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| Error::io(dir, "set the mode of", e))?;
-        }
-    }
+    ensure_private_dir(path)?;
     let text = serde_json::to_vec_pretty(object)
         .map_err(|e| Error::Refused(format!("cannot encode the ConfigMap backup: {e}")))?;
     let attrs = FileAttrs {

@@ -4,20 +4,26 @@
 //! - static-pod components: the process found through /proc ([`process`]) gets SIGTERM (nix);
 //!   kubelet starts a new one; then its health endpoint ([`health`]) must answer `ok`.
 //!
-//! On timeout it fails with the last state seen (pids, last health answer, systemd state).
+//! With `node_name` (kubelet only) it then waits until the node's Lease has been renewed after the
+//! restart and the Node is Ready, read through `kubeconfig` (the kubelet's own kubelet.conf: proof
+//! that the restarted kubelet reaches the API through the server it now uses) ([`node`]).
+//!
+//! On timeout it fails with the last state seen (pids, last health answer, systemd state, lease).
 //! Docs: the sidecar `component_restart.yml`.
 
 use crate::error::{Error, Result};
 use crate::host::health::{self, Component, HealthAnswer, HealthTarget, HealthUrl};
 use crate::host::process::{self, Process};
 use crate::host::systemd;
+use crate::kubeapi::client::{ApiServer, Transport};
+use crate::kubeapi::node::{self, NodeState};
 use crate::options::{Default, Kind, ModuleSpec, OptionSpec, Options};
 use crate::protocol::{Module, ModuleOutput};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 const POLL: Duration = Duration::from_millis(250);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -29,6 +35,16 @@ pub struct ComponentRestart {
     pub timeout: Duration,
     pub health_url: Option<HealthUrl>,
     pub ca_cert_path: PathBuf,
+    /// After a kubelet restart: the node whose heartbeat proves it, and how it is read.
+    pub node: Option<NodeCheck>,
+}
+
+/// The node heartbeat check after a kubelet restart.
+#[derive(Debug, Clone)]
+pub struct NodeCheck {
+    pub name: String,
+    pub kubeconfig: PathBuf,
+    pub timeout: Duration,
 }
 
 /// The process to replace and where its successor must answer.
@@ -36,6 +52,8 @@ pub struct Plan {
     /// The static pod's pid, or kubelet's systemd MainPID.
     pid_before: i32,
     target: HealthTarget,
+    /// The API client for the node check, built (kubeconfig read) before anything is restarted.
+    node_api: Option<ApiServer>,
 }
 
 /// The new process and its first healthy answer.
@@ -44,6 +62,8 @@ pub struct Restarted {
     started: Instant,
     target: HealthTarget,
     answer: HealthAnswer,
+    /// The node's heartbeat after the restart (with `node_name`).
+    node: Option<NodeState>,
 }
 
 impl Module for ComponentRestart {
@@ -70,6 +90,22 @@ impl Module for ComponentRestart {
                 "The cluster CA used to verify kube-apiserver (and components with C(--tls-cert-file)).",
             )
             .default(Default::Str("/etc/kubernetes/ssl/ca.crt")),
+            OptionSpec::new(
+                "node_name",
+                Kind::Str,
+                "Only with O(name=kubelet). After the restart, wait until this node's Lease (C(kube-node-lease/<node_name>)) has been renewed after the restart and the Node is Ready, read through O(kubeconfig).",
+            ),
+            OptionSpec::new(
+                "kubeconfig",
+                Kind::Path,
+                "The kubeconfig the O(node_name) check reads the Lease and the Node with (TLS verified against its CA). Use the kubelet's own C(kubelet.conf). The check then proves that the kubelet's credentials work through the server it now uses.",
+            ),
+            OptionSpec::new(
+                "node_timeout",
+                Kind::Int { min: 1, max: 3600 },
+                "Seconds to wait for the O(node_name) check after the kubelet is healthy (1-3600).",
+            )
+            .default(Default::Int(120)),
         ],
     };
     type Plan = Plan;
@@ -92,20 +128,31 @@ impl Module for ComponentRestart {
                 .map(|u| HealthUrl::parse(&u))
                 .transpose()?,
             ca_cert_path: o.path("ca_cert_path")?,
+            node: node_check(o, component)?,
         })
     }
 
     fn plan(&self) -> Result<Plan> {
         if self.component == Component::Kubelet {
+            let node_api = match &self.node {
+                Some(check) => Some(ApiServer::from_kubeconfig(
+                    &check.kubeconfig,
+                    None,
+                    PROBE_TIMEOUT,
+                )?),
+                None => None,
+            };
             return Ok(Plan {
                 pid_before: systemd::main_pid("kubelet")?,
                 target: self.target(None)?,
+                node_api,
             });
         }
         let old = self.the_running_process()?;
         Ok(Plan {
             pid_before: old.pid,
             target: self.target(Some(&old))?,
+            node_api: None,
         })
     }
 
@@ -114,7 +161,7 @@ impl Module for ComponentRestart {
             return Ok(None);
         }
         match self.component {
-            Component::Kubelet => self.restart_kubelet(plan.pid_before),
+            Component::Kubelet => self.restart_kubelet(plan.pid_before, plan.node_api.as_ref()),
             _ => self.restart_static_pod(plan.pid_before),
         }
         .map(Some)
@@ -132,14 +179,22 @@ impl Module for ComponentRestart {
                     "would send SIGTERM to {name} (pid {before}) and wait for kubelet to start a new one"
                 ),
             };
-            return ModuleOutput::new(true, msg)
+            let mut out = ModuleOutput::new(true, msg)
                 .field("pid_before", before)
                 .field("pid_after", Value::Null)
                 .field("waited_seconds", 0.0)
                 .field("health", json!({"url": plan.target.url()}));
+            if let (Some(check), Some(api)) = (&self.node, &plan.node_api) {
+                out.msg.push_str(&format!(
+                    ", then wait for node {}'s lease renewal through {}",
+                    check.name,
+                    api.server()
+                ));
+            }
+            return out;
         };
         let waited = (r.started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
-        ModuleOutput::new(
+        let mut out = ModuleOutput::new(
             true,
             format!(
                 "restarted {name}: pid {before} -> {}, healthy after {waited:.1}s",
@@ -152,7 +207,21 @@ impl Module for ComponentRestart {
         .field(
             "health",
             json!({"url": r.target.url(), "status": r.answer.status, "body": r.answer.detail}),
-        )
+        );
+        if let (Some(check), Some(state), Some(api)) = (&self.node, &r.node, &plan.node_api) {
+            let renew = state.renew_time.as_ref().map(|(text, _)| text.clone());
+            out.msg.push_str(&format!(
+                "; node {} Ready, lease renewed at {} through {}",
+                check.name,
+                renew.as_deref().unwrap_or("?"),
+                api.server()
+            ));
+            out.set(
+                "node",
+                json!({"name": check.name, "ready": state.ready, "lease_renew_time": renew, "server": api.server()}),
+            );
+        }
+        out
     }
 }
 
@@ -255,14 +324,18 @@ impl ComponentRestart {
             started,
             target,
             answer,
+            node: None,
         })
     }
 
-    /// `systemctl restart kubelet`, then wait for a new MainPID that answers `/healthz`.
-    fn restart_kubelet(&self, before: i32) -> Result<Restarted> {
+    /// `systemctl restart kubelet`, then wait for a new MainPID that answers `/healthz`, then (with
+    /// a node check) for the node's lease renewal after the restart.
+    fn restart_kubelet(&self, before: i32, node_api: Option<&ApiServer>) -> Result<Restarted> {
         let target = self.target(None)?;
         let started = Instant::now();
         let deadline = started + self.timeout;
+        // the kubelet stamps renewTime with this host's clock: compare with the same clock
+        let restarted_at = SystemTime::now();
         systemd::restart("kubelet")?;
         let mut last = LastState::default();
         let new = loop {
@@ -281,11 +354,16 @@ impl ComponentRestart {
             std::thread::sleep(POLL);
         };
         let answer = self.wait_healthy(&target, deadline, &mut last, || true)?;
+        let node = match (&self.node, node_api) {
+            (Some(check), Some(api)) => Some(wait_node_renewed(check, api, restarted_at)?),
+            _ => None,
+        };
         Ok(Restarted {
             pid_after: new,
             started,
             target,
             answer,
+            node,
         })
     }
 
@@ -329,5 +407,183 @@ impl ComponentRestart {
             }
             std::thread::sleep(POLL);
         }
+    }
+}
+
+/// The `node_name` check's options: only for the kubelet, and only with a `kubeconfig`.
+fn node_check(o: &Options, component: Component) -> Result<Option<NodeCheck>> {
+    let name = o.opt_string("node_name")?;
+    let kubeconfig = o.opt_path("kubeconfig")?;
+    let timeout = Duration::from_secs(o.int("node_timeout")? as u64);
+    match (name, kubeconfig) {
+        (None, None) => Ok(None),
+        (Some(_), _) if component != Component::Kubelet => Err(Error::option(
+            "node_name",
+            format!(
+                "is only for name=kubelet (the node's lease is the kubelet's heartbeat), not {}",
+                component.name()
+            ),
+        )),
+        (Some(name), Some(kubeconfig)) if !name.trim().is_empty() => Ok(Some(NodeCheck {
+            name,
+            kubeconfig,
+            timeout,
+        })),
+        (Some(_), Some(_)) => Err(Error::option("node_name", "is empty: give the node's name")),
+        (Some(_), None) => Err(Error::option(
+            "kubeconfig",
+            "is required with node_name: the kubeconfig to read the node's Lease with (the kubelet's kubelet.conf)",
+        )),
+        (None, Some(_)) => Err(Error::option(
+            "node_name",
+            "is required with kubeconfig: the node whose Lease proves the restarted kubelet",
+        )),
+    }
+}
+
+/// Poll the node's Lease and Node until the lease was renewed after `restarted_at` and the node is
+/// Ready; on timeout fail with what was seen last.
+fn wait_node_renewed(
+    check: &NodeCheck,
+    api: &dyn Transport,
+    restarted_at: SystemTime,
+) -> Result<NodeState> {
+    let deadline = Instant::now() + check.timeout;
+    loop {
+        let last: std::result::Result<NodeState, String> = match node::state(api, &check.name) {
+            Ok(state) => {
+                let renewed = state
+                    .renew_time
+                    .as_ref()
+                    .is_some_and(|(_, at)| *at > restarted_at);
+                if renewed && state.ready {
+                    return Ok(state);
+                }
+                Ok(state)
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        if Instant::now() >= deadline {
+            let seen = match &last {
+                Ok(state) => format!(
+                    "lease renewTime {}, Ready {}",
+                    state
+                        .renew_time
+                        .as_ref()
+                        .map(|(text, _)| text.as_str())
+                        .unwrap_or("absent"),
+                    state.ready
+                ),
+                Err(e) => format!("last error: {e}"),
+            };
+            return Err(Error::Timeout(format!(
+                "kubelet restarted and healthy, but node {} did not renew its lease after the restart and report Ready within {}s through {} ({seen}); check `journalctl -u kubelet` for errors reaching that server",
+                check.name,
+                check.timeout.as_secs(),
+                api.server()
+            )));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::http::{Request, Response};
+    use serde_json::json;
+    use std::cell::Cell;
+
+    /// An API server whose node renews its lease at `renewals[i]` on the i-th look (then keeps the
+    /// last one) and is Ready from look `ready_from` on.
+    struct Node {
+        renewals: Vec<&'static str>,
+        ready_from: usize,
+        looks: Cell<usize>,
+    }
+
+    impl Transport for Node {
+        fn send(&self, req: &Request<'_>) -> std::result::Result<Response, String> {
+            let look = self.looks.get();
+            let body = if req.path.contains("/leases/") {
+                let renew = self.renewals[look.min(self.renewals.len() - 1)];
+                json!({"spec": {"holderIdentity": "w1", "renewTime": renew}})
+            } else {
+                // the Node is read after the Lease: one look done
+                self.looks.set(look + 1);
+                let status = if look >= self.ready_from {
+                    "True"
+                } else {
+                    "False"
+                };
+                json!({"status": {"conditions": [{"type": "Ready", "status": status}]}})
+            };
+            Ok(Response {
+                status: 200,
+                headers: vec![],
+                body: serde_json::to_vec(&body).unwrap(),
+            })
+        }
+        fn server(&self) -> String {
+            "https://172.30.0.10:6443".into()
+        }
+    }
+
+    fn check(timeout: u64) -> NodeCheck {
+        NodeCheck {
+            name: "w1".into(),
+            kubeconfig: "/etc/kubernetes/kubelet.conf".into(),
+            timeout: Duration::from_secs(timeout),
+        }
+    }
+
+    fn at(text: &str) -> SystemTime {
+        node::parse_rfc3339(text).unwrap()
+    }
+
+    #[test]
+    fn waits_for_a_renewal_after_the_restart_and_ready() {
+        let api = Node {
+            renewals: vec![
+                "2026-12-04T21:00:00.000000Z",
+                "2026-12-04T21:00:02.000000Z",
+                "2026-12-04T21:00:04.500000Z",
+            ],
+            ready_from: 0,
+            looks: Cell::new(0),
+        };
+        // restarted at 21:00:03: the first two renewals are the old process's
+        let state = wait_node_renewed(&check(10), &api, at("2026-12-04T21:00:03Z")).unwrap();
+        assert_eq!(
+            state.renew_time.unwrap().0,
+            "2026-12-04T21:00:04.500000Z".to_string()
+        );
+        assert_eq!(api.looks.get(), 3);
+    }
+
+    #[test]
+    fn a_renewed_node_that_is_not_ready_times_out_saying_so() {
+        let api = Node {
+            renewals: vec!["2026-12-04T21:00:05Z"],
+            ready_from: usize::MAX,
+            looks: Cell::new(0),
+        };
+        let e = wait_node_renewed(&check(1), &api, at("2026-12-04T21:00:03Z")).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("node w1"), "{msg}");
+        assert!(msg.contains("Ready false"), "{msg}");
+        assert!(msg.contains("2026-12-04T21:00:05Z"), "{msg}");
+        assert!(msg.contains("https://172.30.0.10:6443"), "{msg}");
+    }
+
+    #[test]
+    fn a_lease_not_renewed_since_the_restart_times_out() {
+        let api = Node {
+            renewals: vec!["2026-12-04T21:00:02Z"],
+            ready_from: 0,
+            looks: Cell::new(0),
+        };
+        let e = wait_node_renewed(&check(1), &api, at("2026-12-04T21:00:03Z")).unwrap_err();
+        assert!(e.to_string().contains("did not renew its lease"), "{e}");
     }
 }

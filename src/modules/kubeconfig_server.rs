@@ -2,11 +2,14 @@
 //! named one, or the current context's), changing no other byte. The diff never shows key
 //! material. With `kubeconfigs` one call does this for several files (every file of a host in one
 //! remote command): all of them are read and planned before any is written, so a bad file leaves
-//! every file as it was. Docs: the sidecar `kubeconfig_server.yml`.
+//! every file as it was. Given the `component` that reads a file, the result's `restart` names the
+//! components to restart: their file changed now, or they run since before its last change (a
+//! run interrupted between the write and the restart). Docs: the sidecar `kubeconfig_server.yml`.
 
 use crate::endpoint::ServerUrl;
 use crate::error::{Error, Result};
 use crate::file_change::{self, Target};
+use crate::host::process;
 use crate::kubeconfig::{self, Kubeconfig};
 use crate::options::{Kind, ModuleSpec, OptionSpec, Options};
 use crate::protocol::{Module, ModuleOutput};
@@ -16,6 +19,7 @@ use std::path::PathBuf;
 const PATH_DOC: &str = "The kubeconfig file. Symlinks are followed.";
 const SERVER_DOC: &str = "The new server, an C(https://host:port) URL (IPv6 in brackets).";
 const CLUSTER_DOC: &str = "Name of the cluster entry to change. Required when the file has several clusters and no current-context.";
+const COMPONENT_DOC: &str = "The component that reads this file (its process name, one of C(kubelet), C(kube-controller-manager), C(kube-scheduler)). It is then listed in the result's C(restart) when the file changes, or when the component has been running since before the file's last change (an earlier run was interrupted between the write and the restart).";
 
 /// The options of one item of `kubeconfigs`: the same as the single-file options.
 static ITEM: ModuleSpec = ModuleSpec {
@@ -24,6 +28,7 @@ static ITEM: ModuleSpec = ModuleSpec {
         OptionSpec::new("path", Kind::Path, PATH_DOC).required(),
         OptionSpec::new("server", Kind::Str, SERVER_DOC).required(),
         OptionSpec::new("cluster", Kind::Str, CLUSTER_DOC),
+        OptionSpec::new("component", Kind::Str, COMPONENT_DOC),
     ],
 };
 
@@ -33,6 +38,7 @@ struct Entry {
     path: PathBuf,
     server: ServerUrl,
     cluster: Option<String>,
+    component: Option<String>,
 }
 
 impl Entry {
@@ -41,6 +47,7 @@ impl Entry {
             path: o.path("path")?,
             server: ServerUrl::parse(&o.string("server")?, "server")?,
             cluster: o.opt_string("cluster")?,
+            component: o.opt_string("component")?,
         })
     }
 }
@@ -59,6 +66,8 @@ pub struct FilePlan {
     server_before: String,
     new_text: Option<String>,
     reasons: Vec<String>,
+    /// The entry's component runs since before the file's last change.
+    stale: bool,
 }
 
 /// Every file's plan, in the order given.
@@ -71,10 +80,11 @@ impl Module for KubeconfigServer {
             OptionSpec::new("path", Kind::Path, PATH_DOC),
             OptionSpec::new("server", Kind::Str, SERVER_DOC),
             OptionSpec::new("cluster", Kind::Str, CLUSTER_DOC),
+            OptionSpec::new("component", Kind::Str, COMPONENT_DOC),
             OptionSpec::new(
                 "kubeconfigs",
                 Kind::DictList(&ITEM),
-                "Several files at once, each with its own O(path), O(server) and O(cluster); instead of those three.",
+                "Several files at once, each with its own O(path), O(server), O(cluster) and O(component); instead of those four.",
             ),
             file_change::BACKUP_OPTION,
         ],
@@ -86,7 +96,7 @@ impl Module for KubeconfigServer {
         let items = o.dicts("kubeconfigs")?;
         // The single-file options the user gave, read once for both checks below.
         let mut single = Vec::new();
-        for name in ["path", "server", "cluster"] {
+        for name in ["path", "server", "cluster", "component"] {
             if o.opt_string(name)?.is_some() {
                 single.push(name);
             }
@@ -175,6 +185,7 @@ impl Module for KubeconfigServer {
     }
 
     fn report(&self, plan: Plan, backups: Vec<Option<PathBuf>>, check_mode: bool) -> ModuleOutput {
+        let restart = restarts(&self.entries, &plan);
         let mut outs: Vec<ModuleOutput> = plan
             .0
             .into_iter()
@@ -183,7 +194,8 @@ impl Module for KubeconfigServer {
             .map(|((file, entry), backup)| report_file(entry, file, backup, check_mode))
             .collect();
         if !self.many {
-            if let Some(out) = outs.pop() {
+            if let Some(mut out) = outs.pop() {
+                out.set("restart", json!(restart));
                 return out;
             }
         }
@@ -217,8 +229,31 @@ impl Module for KubeconfigServer {
             out.diffs.extend(file.diffs);
         }
         out.set("results", Value::Array(results));
+        out.set("restart", json!(restart));
         out
     }
+}
+
+/// The components to restart, each once, in the order given: the file it reads changes (or would,
+/// in check mode), or it runs since before the file's last change.
+fn restarts(entries: &[Entry], plan: &Plan) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (entry, file) in entries.iter().zip(&plan.0) {
+        if let Some(component) = &entry.component {
+            if (file.new_text.is_some() || file.stale) && !out.contains(component) {
+                out.push(component.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Whether `component` runs since before the last change of the file at `real_path`.
+fn runs_with_older_copy(component: &str, real_path: &std::path::Path) -> Result<bool> {
+    let modified = std::fs::metadata(real_path)
+        .and_then(|m| m.modified())
+        .map_err(|e| Error::io(real_path, "read the modification time of", e))?;
+    Ok(process::running_since_before(component, modified))
 }
 
 fn plan_file(entry: &Entry) -> Result<FilePlan> {
@@ -234,12 +269,17 @@ fn plan_file(entry: &Entry) -> Result<FilePlan> {
         )],
         None => Vec::new(),
     };
+    let stale = match &entry.component {
+        Some(component) => runs_with_older_copy(component, &target.real_path)?,
+        None => false,
+    };
     Ok(FilePlan {
         target,
         cluster,
         server_before,
         new_text,
         reasons,
+        stale,
     })
 }
 
@@ -256,12 +296,21 @@ fn report_file(
     out.set("server_before", plan.server_before.clone());
     out.set("server_after", entry.server.as_given());
     out.set("reasons", json!(plan.reasons));
+    if let Some(component) = &entry.component {
+        out.set("component", component.clone());
+        out.set("stale", plan.stale);
+    }
     let Some(new_text) = &plan.new_text else {
         out.msg = format!(
             "cluster {:?} in {path} already uses {}",
             plan.cluster,
             entry.server.as_given()
         );
+        if let (Some(component), true) = (&entry.component, plan.stale) {
+            out.msg.push_str(&format!(
+                "; {component} runs since before its last change: restart it"
+            ));
+        }
         return out;
     };
     file_change::report_change(

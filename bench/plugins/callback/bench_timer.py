@@ -134,6 +134,11 @@ class CallbackModule(CallbackBase):
         # a loop's items that changed something (e.g. which components a component_restart loop
         # restarted): bench/floor.py replays them
         items = [r.get("item") for r in result._result.get("results") or [] if isinstance(r, dict) and r.get("changed")]
+        # a single component_restart task (kubeha's worker kubelet) that restarted its literal `name`
+        name = result._task.args.get("name") if result._task is not None else None
+        if (not items and status == "changed" and str(self._current["action"]).endswith("component_restart")
+                and isinstance(name, str) and "{{" not in name):
+            items = [name]
         if items:
             self._current.setdefault("changed_items", {})[host] = items
 
