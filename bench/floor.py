@@ -120,8 +120,12 @@ def restarts_of(timer):
         elif task.get("action", "").endswith("component_restart"):
             for host, items in sorted((task.get("changed_items") or {}).items()):
                 out.extend((host, item) for item in items if item in COMPONENTS)
-    rolled = any(bare(t["name"]).lower().startswith("kube-proxy node | delete") and
-                 any(s == "changed" for s in t.get("results", {}).values()) for t in timer["tasks"])
+    # the kube-proxy roll: kubeha's one component_restart task (name kube-proxy), or the
+    # reference's per-node delete task
+    rolled = any((bare(t["name"]).lower().startswith("kube-proxy node | delete") and
+                  any(s == "changed" for s in t.get("results", {}).values())) or
+                 any("kube-proxy" in items for items in (t.get("changed_items") or {}).values())
+                 for t in timer["tasks"])
     return out, rolled
 
 

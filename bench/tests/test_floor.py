@@ -28,8 +28,9 @@ def test_handlers_and_component_restart_loops_are_both_read_in_run_order():
              changed_items={"kubeha-worker1": ["kubelet"]}),
         task("Reference | restart kubelet", "ansible.builtin.systemd_service",
              {"kubeha-worker2": "changed"}, handler=True),
-        task("kubeha.control_plane.convert : Kube-proxy node | delete them", "ansible.builtin.command",
-             {"kubeha-master1": "changed"}),
+        task("kubeha.control_plane.convert : Kube-proxy | roll node by node when its ConfigMap changed",
+             "kubeha.control_plane.component_restart", {"kubeha-master1": "changed"},
+             changed_items={"kubeha-master1": ["kube-proxy"]}),
     ]}
     restarts, rolled = floor.restarts_of(timer)
     assert restarts == [("kubeha-master2", "kubelet"), ("kubeha-master2", "kube-controller-manager"),
@@ -41,3 +42,8 @@ def test_handlers_and_component_restart_loops_are_both_read_in_run_order():
 def test_a_run_without_restarts_replays_none():
     timer = {"tasks": [task("Preflight | x", "ansible.builtin.command", {"kubeha-master1": "ok"})]}
     assert floor.restarts_of(timer) == ([], False)
+
+
+def test_the_reference_roll_is_read_from_its_per_node_delete_task():
+    timer = {"tasks": [task("Kube-proxy node | delete them", "ansible.builtin.command", {"kubeha-master1": "changed"})]}
+    assert floor.restarts_of(timer) == ([], True)

@@ -1,8 +1,12 @@
-//! `kubeha.control_plane.component_restart`: restart one control-plane component the way the host
-//! runs it and wait until a NEW process answers its health endpoint.
+//! `kubeha.control_plane.component_restart`: restart one control-plane component the way it runs
+//! and wait until a NEW process answers its health endpoint.
 //! - kubelet: `systemctl restart kubelet`, a new MainPID, `http://127.0.0.1:10248/healthz`;
 //! - static-pod components: the process found through /proc ([`process`]) gets SIGTERM (nix);
-//!   kubelet starts a new one; then its health endpoint ([`health`]) must answer `ok`.
+//!   kubelet starts a new one; then its health endpoint ([`health`]) must answer `ok`;
+//! - kube-proxy, a DaemonSet: node by node, its pod is deleted through the API ([`pods`]), a new
+//!   one must run on that node and answer `/healthz` on the node's address; with a pending
+//!   marker, only while the marker (cluster_configmaps' `kube_proxy_roll_marker`) exists, removed
+//!   once every node is done.
 //!
 //! With `node_name` (kubelet only) it then waits until the node's Lease has been renewed after the
 //! restart and the Node is Ready, read through `kubeconfig` (the kubelet's own kubelet.conf: proof
@@ -17,6 +21,8 @@ use crate::host::process::{self, Process};
 use crate::host::systemd;
 use crate::kubeapi::client::{ApiServer, Transport};
 use crate::kubeapi::node::{self, NodeState};
+use crate::kubeapi::pods::{self, Pod};
+use crate::net::http::{self, Request};
 use crate::options::{Default, Kind, ModuleSpec, OptionSpec, Options};
 use crate::protocol::{Module, ModuleOutput};
 use nix::sys::signal::{kill, Signal};
@@ -28,9 +34,25 @@ use std::time::{Duration, Instant, SystemTime};
 const POLL: Duration = Duration::from_millis(250);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The module's options.
+/// Every name O(name) takes: the host's components, then kube-proxy.
+const NAMES: [&str; 5] = [
+    "kubelet",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kube-proxy",
+];
+
+/// The module's options: a component of this host, or the kube-proxy roll.
 #[derive(Debug, Clone)]
-pub struct ComponentRestart {
+pub enum ComponentRestart {
+    Host(HostRestart),
+    KubeProxy(KubeProxyRoll),
+}
+
+/// A component of this host: kubelet (systemd) or a static pod.
+#[derive(Debug, Clone)]
+pub struct HostRestart {
     pub component: Component,
     pub timeout: Duration,
     pub health_url: Option<HealthUrl>,
@@ -47,8 +69,31 @@ pub struct NodeCheck {
     pub timeout: Duration,
 }
 
+/// kube-proxy's pods, rolled node by node through the API.
+#[derive(Debug, Clone)]
+pub struct KubeProxyRoll {
+    pub kubeconfig: PathBuf,
+    pub nodes: Vec<String>,
+    pub pending_marker: Option<PathBuf>,
+    pub healthz_port: u16,
+    /// Per node.
+    pub timeout: Duration,
+}
+
+/// What the run will do.
+pub enum Plan {
+    Host(HostPlan),
+    Roll(RollPlan),
+}
+
+/// What was done (`None` in check mode).
+pub enum Applied {
+    Host(Option<Box<Restarted>>),
+    Roll(Option<Vec<Rolled>>),
+}
+
 /// The process to replace and where its successor must answer.
-pub struct Plan {
+pub struct HostPlan {
     /// The static pod's pid, or kubelet's systemd MainPID.
     pid_before: i32,
     target: HealthTarget,
@@ -72,11 +117,11 @@ impl Module for ComponentRestart {
         options: &[
             OptionSpec::new("name", Kind::Str, "The component.")
                 .required()
-                .choices(&Component::NAMES),
+                .choices(&NAMES),
             OptionSpec::new(
                 "timeout",
                 Kind::Int { min: 1, max: 3600 },
-                "Seconds to wait for the new process and its health (1-3600).",
+                "Seconds to wait for the new process and its health (1-3600); for kube-proxy, per node.",
             )
             .default(Default::Int(120)),
             OptionSpec::new(
@@ -98,7 +143,7 @@ impl Module for ComponentRestart {
             OptionSpec::new(
                 "kubeconfig",
                 Kind::Path,
-                "The kubeconfig the O(node_name) check reads the Lease and the Node with (TLS verified against its CA). Use the kubelet's own C(kubelet.conf). The check then proves that the kubelet's credentials work through the server it now uses.",
+                "The kubeconfig the O(node_name) check reads the Lease and the Node with (TLS verified against its CA). Use the kubelet's own C(kubelet.conf). The check then proves that the kubelet's credentials work through the server it now uses. With O(name=kube-proxy), required. A cluster admin's kubeconfig to list and delete the pods with.",
             ),
             OptionSpec::new(
                 "node_timeout",
@@ -106,21 +151,53 @@ impl Module for ComponentRestart {
                 "Seconds to wait for the O(node_name) check after the kubelet is healthy (1-3600).",
             )
             .default(Default::Int(120)),
+            OptionSpec::new(
+                "nodes",
+                Kind::StrList,
+                "With O(name=kube-proxy), required. The nodes whose kube-proxy pod is rolled, one at a time, in this order.",
+            )
+            .default(Default::EmptyList),
+            OptionSpec::new(
+                "pending_marker",
+                Kind::Path,
+                "With O(name=kube-proxy). Roll only when this file exists (cluster_configmaps writes it before the kube-proxy ConfigMap changes); it is removed once every node is done, so an interrupted roll is redone by the next run.",
+            ),
+            OptionSpec::new(
+                "healthz_port",
+                Kind::Int { min: 1, max: 65535 },
+                "With O(name=kube-proxy). The port of kube-proxy's C(healthzBindAddress); its new pod must answer HTTP 200 on C(http://<node InternalIP>:<port>/healthz).",
+            )
+            .default(Default::Int(10256)),
         ],
     };
     type Plan = Plan;
-    /// `None` in check mode.
-    type Applied = Option<Restarted>;
+    type Applied = Applied;
 
     fn from_options(o: &Options) -> Result<Self> {
         let name = o.string("name")?;
+        let roll_options = ["nodes", "pending_marker"];
+        if name == "kube-proxy" {
+            return kube_proxy_roll(o).map(ComponentRestart::KubeProxy);
+        }
+        for option in roll_options {
+            let given = match option {
+                "nodes" => !o.list(option)?.is_empty(),
+                _ => o.opt_path(option)?.is_some(),
+            };
+            if given {
+                return Err(Error::option(
+                    option,
+                    format!("is only for name=kube-proxy, not {name}"),
+                ));
+            }
+        }
         let component = Component::parse(&name).ok_or_else(|| {
             Error::option(
                 "name",
-                format!("{name:?} is not one of: {}", Component::NAMES.join(", ")),
+                format!("{name:?} is not one of: {}", NAMES.join(", ")),
             )
         })?;
-        Ok(ComponentRestart {
+        Ok(ComponentRestart::Host(HostRestart {
             component,
             timeout: Duration::from_secs(o.int("timeout")? as u64),
             health_url: o
@@ -129,10 +206,43 @@ impl Module for ComponentRestart {
                 .transpose()?,
             ca_cert_path: o.path("ca_cert_path")?,
             node: node_check(o, component)?,
-        })
+        }))
     }
 
     fn plan(&self) -> Result<Plan> {
+        match self {
+            ComponentRestart::Host(h) => h.plan().map(Plan::Host),
+            ComponentRestart::KubeProxy(r) => r.plan().map(Plan::Roll),
+        }
+    }
+
+    fn apply(&self, plan: &Plan, check_mode: bool) -> Result<Applied> {
+        match (self, plan) {
+            (ComponentRestart::Host(h), Plan::Host(p)) => h
+                .apply(p, check_mode)
+                .map(|r| Applied::Host(r.map(Box::new))),
+            (ComponentRestart::KubeProxy(r), Plan::Roll(p)) => {
+                r.apply(p, check_mode).map(Applied::Roll)
+            }
+            _ => Err(Error::Refused(
+                "internal error: plan of another kind".into(),
+            )),
+        }
+    }
+
+    fn report(&self, plan: Plan, applied: Applied, _check_mode: bool) -> ModuleOutput {
+        match (self, plan, applied) {
+            (ComponentRestart::Host(h), Plan::Host(p), Applied::Host(a)) => {
+                h.report(p, a.map(|r| *r))
+            }
+            (ComponentRestart::KubeProxy(r), Plan::Roll(p), Applied::Roll(a)) => r.report(p, a),
+            _ => ModuleOutput::new(false, "internal error: result of another kind"),
+        }
+    }
+}
+
+impl HostRestart {
+    fn plan(&self) -> Result<HostPlan> {
         if self.component == Component::Kubelet {
             let node_api = match &self.node {
                 Some(check) => Some(ApiServer::from_kubeconfig(
@@ -142,21 +252,21 @@ impl Module for ComponentRestart {
                 )?),
                 None => None,
             };
-            return Ok(Plan {
+            return Ok(HostPlan {
                 pid_before: systemd::main_pid("kubelet")?,
                 target: self.target(None)?,
                 node_api,
             });
         }
         let old = self.the_running_process()?;
-        Ok(Plan {
+        Ok(HostPlan {
             pid_before: old.pid,
             target: self.target(Some(&old))?,
             node_api: None,
         })
     }
 
-    fn apply(&self, plan: &Plan, check_mode: bool) -> Result<Option<Restarted>> {
+    fn apply(&self, plan: &HostPlan, check_mode: bool) -> Result<Option<Restarted>> {
         if check_mode {
             return Ok(None);
         }
@@ -167,7 +277,7 @@ impl Module for ComponentRestart {
         .map(Some)
     }
 
-    fn report(&self, plan: Plan, restarted: Option<Restarted>, _check_mode: bool) -> ModuleOutput {
+    fn report(&self, plan: HostPlan, restarted: Option<Restarted>) -> ModuleOutput {
         let name = self.component.name();
         let before = plan.pid_before;
         let Some(r) = restarted else {
@@ -232,7 +342,7 @@ struct LastState {
     health: Option<HealthAnswer>,
 }
 
-impl ComponentRestart {
+impl HostRestart {
     fn target(&self, p: Option<&Process>) -> Result<HealthTarget> {
         health::target_for(
             self.component,
@@ -407,6 +517,257 @@ impl ComponentRestart {
             }
             std::thread::sleep(POLL);
         }
+    }
+}
+
+/// What the kube-proxy roll found before touching anything.
+pub struct RollPlan {
+    api: ApiServer,
+    /// No marker was asked for, or it exists.
+    pending: bool,
+    /// Each node and its kube-proxy pods now.
+    before: Vec<(String, Vec<Pod>)>,
+}
+
+/// One node's roll.
+pub struct Rolled {
+    node: String,
+    deleted: Vec<Pod>,
+    new: Pod,
+    healthz: String,
+    waited: f64,
+}
+
+/// The label kubeadm and kubespray give kube-proxy's pods.
+const KUBE_PROXY_SELECTOR: &str = "k8s-app=kube-proxy";
+const KUBE_PROXY_NAMESPACE: &str = "kube-system";
+
+/// The kube-proxy roll's options.
+fn kube_proxy_roll(o: &Options) -> Result<KubeProxyRoll> {
+    for option in ["node_name", "health_url"] {
+        if o.opt_string(option)?.is_some() {
+            return Err(Error::option(
+                option,
+                "is not for name=kube-proxy: its pods are checked on each node's healthz_port",
+            ));
+        }
+    }
+    let kubeconfig = o.opt_path("kubeconfig")?.ok_or_else(|| {
+        Error::option(
+            "kubeconfig",
+            "is required with name=kube-proxy: a cluster admin's kubeconfig (/etc/kubernetes/admin.conf) to list and delete its pods with",
+        )
+    })?;
+    let nodes = o.list("nodes")?;
+    if nodes.is_empty() {
+        return Err(Error::option(
+            "nodes",
+            "is required with name=kube-proxy: the nodes whose kube-proxy pod is rolled, in order",
+        ));
+    }
+    if let Some(bad) = nodes
+        .iter()
+        .find(|n| n.trim().is_empty() || n.contains('/'))
+    {
+        return Err(Error::option(
+            "nodes",
+            format!("{bad:?} is not a node name"),
+        ));
+    }
+    Ok(KubeProxyRoll {
+        kubeconfig,
+        nodes,
+        pending_marker: o.opt_path("pending_marker")?,
+        healthz_port: u16::try_from(o.int("healthz_port")?)
+            .map_err(|_| Error::option("healthz_port", "is not a TCP port"))?,
+        timeout: Duration::from_secs(o.int("timeout")? as u64),
+    })
+}
+
+impl KubeProxyRoll {
+    /// Read-only: is a roll pending, and which pods run on each node now.
+    fn plan(&self) -> Result<RollPlan> {
+        let api = ApiServer::from_kubeconfig(&self.kubeconfig, None, PROBE_TIMEOUT)?;
+        let pending = self.pending_marker.as_ref().map_or(true, |m| m.exists());
+        let mut before = Vec::new();
+        if pending {
+            for node in &self.nodes {
+                before.push((
+                    node.clone(),
+                    pods::on_node(&api, KUBE_PROXY_NAMESPACE, KUBE_PROXY_SELECTOR, node)?,
+                ));
+            }
+        }
+        Ok(RollPlan {
+            api,
+            pending,
+            before,
+        })
+    }
+
+    fn apply(&self, plan: &RollPlan, check_mode: bool) -> Result<Option<Vec<Rolled>>> {
+        if check_mode || !plan.pending {
+            return Ok(None);
+        }
+        let mut rolled = Vec::new();
+        for node in &self.nodes {
+            let done =
+                self.roll_one(&plan.api, node).map_err(|e| {
+                    let finished: Vec<&str> =
+                        rolled.iter().map(|r: &Rolled| r.node.as_str()).collect();
+                    let marker = match &self.pending_marker {
+                        Some(m) => format!(
+                            "; {} is kept, so the next run rolls every node again",
+                            m.display()
+                        ),
+                        None => String::new(),
+                    };
+                    Error::Refused(format!(
+                    "kube-proxy roll stopped at node {node}: {e} (rolled before it: {}){marker}",
+                    if finished.is_empty() { "none".to_string() } else { finished.join(", ") }
+                ))
+                })?;
+            rolled.push(done);
+        }
+        if let Some(marker) = &self.pending_marker {
+            match std::fs::remove_file(marker) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(marker, "remove the roll marker", e)),
+            }
+        }
+        Ok(Some(rolled))
+    }
+
+    /// Delete the node's kube-proxy pods, wait for a new one Running there, then for its /healthz.
+    fn roll_one(&self, api: &ApiServer, node: &str) -> Result<Rolled> {
+        let started = Instant::now();
+        let deadline = started + self.timeout;
+        let old = pods::on_node(api, KUBE_PROXY_NAMESPACE, KUBE_PROXY_SELECTOR, node)?;
+        let mut deleted = Vec::new();
+        for pod in old.iter().filter(|p| !p.terminating) {
+            if pods::delete(api, KUBE_PROXY_NAMESPACE, &pod.name)? {
+                deleted.push(pod.clone());
+            }
+        }
+        let old_uids: Vec<&str> = old.iter().map(|p| p.uid.as_str()).collect();
+        let new = loop {
+            let now = pods::on_node(api, KUBE_PROXY_NAMESPACE, KUBE_PROXY_SELECTOR, node)?;
+            let fresh = now.into_iter().find(|p| {
+                !old_uids.contains(&p.uid.as_str()) && p.phase == "Running" && !p.terminating
+            });
+            if let Some(p) = fresh {
+                break p;
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout(format!(
+                    "no new Running kube-proxy pod ({KUBE_PROXY_SELECTOR}) on node {node} within {}s after deleting {}",
+                    self.timeout.as_secs(),
+                    if deleted.is_empty() { "nothing (no pod ran there)".to_string() } else {
+                        deleted.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+                    }
+                )));
+            }
+            std::thread::sleep(POLL);
+        };
+        let address = pods::internal_ip(api, node)?.ok_or_else(|| {
+            Error::remote(
+                api.server(),
+                format!("node {node} has no InternalIP in status.addresses: kube-proxy's /healthz cannot be checked"),
+            )
+        })?;
+        let healthz = format!(
+            "http://{}:{}/healthz",
+            if address.contains(':') {
+                format!("[{address}]")
+            } else {
+                address.clone()
+            },
+            self.healthz_port
+        );
+        loop {
+            let last = match http::http(
+                &address,
+                self.healthz_port,
+                &Request::get("/healthz"),
+                PROBE_TIMEOUT,
+            ) {
+                Ok(resp) if resp.status == 200 => break,
+                Ok(resp) => format!("HTTP {} {}", resp.status, resp.snippet()),
+                Err(e) => e,
+            };
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout(format!(
+                    "the new kube-proxy pod {} on node {node} runs, but {healthz} did not answer 200 within {}s (last: {last}); is healthzBindAddress reachable from this host?",
+                    new.name,
+                    self.timeout.as_secs()
+                )));
+            }
+            std::thread::sleep(POLL);
+        }
+        Ok(Rolled {
+            node: node.to_string(),
+            deleted,
+            new,
+            healthz,
+            waited: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+        })
+    }
+
+    fn report(&self, plan: RollPlan, rolled: Option<Vec<Rolled>>) -> ModuleOutput {
+        if !plan.pending {
+            let marker = self
+                .pending_marker
+                .as_ref()
+                .map(|m| m.display().to_string())
+                .unwrap_or_default();
+            return ModuleOutput::new(
+                false,
+                format!("no kube-proxy roll pending ({marker} absent)"),
+            )
+            .field("nodes", json!([]));
+        }
+        let Some(rolled) = rolled else {
+            let nodes: Vec<Value> = plan
+                .before
+                .iter()
+                .map(|(node, pods)| {
+                    json!({"node": node, "pods_before": pods.iter().map(|p| p.name.clone()).collect::<Vec<_>>()})
+                })
+                .collect();
+            let names: Vec<&str> = self.nodes.iter().map(String::as_str).collect();
+            // a roll pending and nothing applied: check mode
+            return ModuleOutput::new(
+                true,
+                format!(
+                    "would roll kube-proxy node by node on: {}",
+                    names.join(", ")
+                ),
+            )
+            .field("nodes", Value::Array(nodes));
+        };
+        let nodes: Vec<Value> = rolled
+            .iter()
+            .map(|r| {
+                json!({
+                    "node": r.node,
+                    "pods_before": r.deleted.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
+                    "pod_after": r.new.name,
+                    "healthz": r.healthz,
+                    "waited_seconds": r.waited,
+                })
+            })
+            .collect();
+        let names: Vec<&str> = rolled.iter().map(|r| r.node.as_str()).collect();
+        ModuleOutput::new(
+            true,
+            format!(
+                "rolled kube-proxy on {} node(s), one at a time: {}",
+                names.len(),
+                names.join(", ")
+            ),
+        )
+        .field("nodes", Value::Array(nodes))
     }
 }
 
