@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Static tests of the collection kubeha.control_plane and the playbooks (no test bed needed):
-#   1. ansible-doc renders every module (sidecar docs) with the repository's ansible.cfg
+#   1. ansible-doc renders every module (sidecar docs) with the repository's ansible.cfg, and the
+#      role's entry points (meta/argument_specs.yml, checked against defaults/main.yml)
 #   2. ansible-galaxy collection build: tarball < 20 MB (prints its size), only collection content
 #   3. ansible-lint --profile production on the whole repository (.ansible-lint: what it skips, and why)
 #   4. ansible-test sanity (binaries excluded), run inside ansible_collections/kubeha/control_plane
@@ -26,6 +27,29 @@ for m in "${modules[@]}"; do
     else
         bad "ansible-doc kubeha.control_plane.$m"; echo "$out" | tail -5
     fi
+done
+
+step "1b. the role's argument specs: every variable of defaults/main.yml declared, none with a second default"
+role=$coll/roles/convert
+if python3 - "$role" <<'PY'
+import sys, yaml
+role = sys.argv[1]
+defaults = yaml.safe_load(open(role + "/defaults/main.yml"))
+specs = yaml.safe_load(open(role + "/meta/argument_specs.yml"))["argument_specs"]
+declared = set()
+bad = []
+for entry, spec in specs.items():
+    for name, option in (spec.get("options") or {}).items():
+        declared.add(name)
+        if "default" in option:
+            bad.append("%s: %s has a default in the spec (defaults/main.yml holds it)" % (entry, name))
+bad += ["%s (defaults/main.yml) is declared by no entry point" % n for n in sorted(set(defaults) - declared)]
+print("\n".join(bad) if bad else "ok   %d variables, %d entry points" % (len(defaults), len(specs)))
+sys.exit(1 if bad else 0)
+PY
+then :; else bad "role argument specs"; fi
+for entry in $(python3 -c "import yaml, sys; print(' '.join(yaml.safe_load(open(sys.argv[1]))['argument_specs']))" "$role/meta/argument_specs.yml"); do
+    ansible-doc -t role kubeha.control_plane.convert -e "$entry" >/dev/null 2>&1 || bad "ansible-doc -t role kubeha.control_plane.convert -e $entry"
 done
 
 step "2. ansible-galaxy collection build"
