@@ -267,3 +267,41 @@ fn pins_of_a_pinned_master_are_listed_with_their_fixes() {
         "{msg}"
     );
 }
+
+/// `disk_paths`: per directory its nearest existing one, free space, writability and the disk
+/// usage of its files; a relative path is refused naming the option.
+#[test]
+fn disk_paths_report_room_for_the_copies() {
+    let fx = Fixture::kubespray(Layout::Pinned);
+    let state = fx.path("var/lib/kubeha");
+    let out = run_module(
+        "control_plane_info",
+        json!({"kube_config_dir": fx.kube_dir(), "host_root": fx.root(),
+               "disk_paths": [fx.kube_dir(), state]}),
+        Mode::NORMAL,
+    )
+    .ok();
+    let disk = &out.json["disk"];
+    let etc = &disk[fx.kube_dir().display().to_string()];
+    assert_eq!(etc["exists"], json!(true), "{}", out.stdout);
+    assert_eq!(etc["writable"], json!(true));
+    // the fixture's kubeconfigs, kubeadm config and certificates: some KiB, not nothing
+    assert!(etc["files_kb"].as_u64().unwrap() >= 8, "{etc}");
+    assert!(etc["free_kb"].as_u64().unwrap() > 0);
+    let st = &disk[state.display().to_string()];
+    assert_eq!(st["exists"], json!(false));
+    // the fixture has var/lib (kubelet's files) but no var/lib/kubeha yet
+    assert_eq!(st["nearest"], json!(fx.path("var/lib").display().to_string()));
+    assert_eq!(st["files_kb"], json!(0));
+    assert_returns_documented("control_plane_info", &out.json);
+    let msg = run_module(
+        "control_plane_info",
+        json!({"kube_config_dir": fx.kube_dir(), "disk_paths": ["var/lib/kubeha"]}),
+        Mode::NORMAL,
+    )
+    .fail_msg();
+    assert!(
+        msg.contains("option `disk_paths`") && msg.contains("not an absolute path"),
+        "{msg}"
+    );
+}

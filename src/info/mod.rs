@@ -9,6 +9,7 @@
 //! users are reported by auth kind only.
 
 pub mod cert;
+pub mod disk;
 pub mod pins;
 pub mod proxy;
 

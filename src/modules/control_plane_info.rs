@@ -1,11 +1,12 @@
 //! `kubeha.control_plane.control_plane_info`: read-only facts of a control-plane host (kubeconfig
 //! servers, kubeadm config, apiserver certificate, static pods, local proxy, etcd mode), gathered
 //! by [`crate::info`], and with `masters` the pins: every place that names a master where the
-//! endpoint belongs ([`crate::info::pins`]). Always `changed: false`. Docs: the sidecar
-//! `control_plane_info.yml`.
+//! endpoint belongs ([`crate::info::pins`]); with `disk_paths` the room for kubeha's copies
+//! ([`crate::info::disk`]). Always `changed: false`. Docs: the sidecar `control_plane_info.yml`.
 
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
+use crate::info::disk;
 use crate::info::pins::{self, Masters, Pin, ScanPaths};
 use crate::info::{gather, InfoOptions};
 use crate::options::{Default, Kind, ModuleSpec, OptionSpec, Options};
@@ -16,6 +17,8 @@ pub struct ControlPlaneInfo {
     paths: InfoOptions,
     /// The pin scan, when `masters` is given.
     pin_scan: Option<PinScan>,
+    /// Directories whose free space, writability and file sizes are reported.
+    disk_paths: Vec<std::path::PathBuf>,
 }
 
 struct PinScan {
@@ -74,6 +77,12 @@ impl Module for ControlPlaneInfo {
                 "More kubeconfigs to scan, such as kubespray's C(artifacts/admin.conf) on the controller.",
             )
             .default(Default::EmptyList),
+            OptionSpec::new(
+                "disk_paths",
+                Kind::StrList,
+                "Directories (absolute) to report under RV(disk), each with the nearest existing one, its free space, whether it is writable, and the disk usage of the files in it two levels deep.",
+            )
+            .default(Default::EmptyList),
         ],
     };
     type Plan = Facts;
@@ -117,7 +126,19 @@ impl Module for ControlPlaneInfo {
                     .collect(),
             }),
         };
+        let disk_paths: Vec<std::path::PathBuf> = o
+            .list("disk_paths")?
+            .into_iter()
+            .map(std::path::PathBuf::from)
+            .collect();
+        if let Some(bad) = disk_paths.iter().find(|p| !p.is_absolute()) {
+            return Err(Error::option(
+                "disk_paths",
+                format!("{} is not an absolute path", bad.display()),
+            ));
+        }
         Ok(ControlPlaneInfo {
+            disk_paths,
             paths: InfoOptions {
                 kube_config_dir,
                 home_kubeconfig,
@@ -143,6 +164,20 @@ impl Module for ControlPlaneInfo {
             );
             fields.insert("pin_scan_files".into(), Value::from(scan.files));
             warnings.extend(scan.warnings);
+        }
+        if !self.disk_paths.is_empty() {
+            let mut space = serde_json::Map::new();
+            for path in &self.disk_paths {
+                let fact = match disk::look(path) {
+                    Ok(d) => d.to_json(),
+                    Err(e) => {
+                        warnings.push(e.clone());
+                        serde_json::json!({"error": e})
+                    }
+                };
+                space.insert(path.display().to_string(), fact);
+            }
+            fields.insert("disk".into(), Value::Object(space));
         }
         Ok(Facts { fields, warnings })
     }
