@@ -291,7 +291,10 @@ fn disk_paths_report_room_for_the_copies() {
     let st = &disk[state.display().to_string()];
     assert_eq!(st["exists"], json!(false));
     // the fixture has var/lib (kubelet's files) but no var/lib/kubeha yet
-    assert_eq!(st["nearest"], json!(fx.path("var/lib").display().to_string()));
+    assert_eq!(
+        st["nearest"],
+        json!(fx.path("var/lib").display().to_string())
+    );
     assert_eq!(st["files_kb"], json!(0));
     assert_returns_documented("control_plane_info", &out.json);
     let msg = run_module(
