@@ -79,6 +79,7 @@ fn kube_proxy_is_rolled_node_by_node_only_while_the_marker_says_so() {
     let port = c.apiservers[0].0;
     let kubeconfig = c.admin_kubeconfig(port);
     let nodes = ["w1", "w2"];
+    // w2's /healthz address given explicitly (as the role does); w1's read from its Node
     for node in nodes {
         send(
             &c,
@@ -96,7 +97,7 @@ fn kube_proxy_is_rolled_node_by_node_only_while_the_marker_says_so() {
     let options = json!({
         "name": "kube-proxy",
         "kubeconfig": kubeconfig,
-        "nodes": nodes,
+        "nodes": ["w1", "w2=127.0.0.1"],
         "pending_marker": marker,
         "healthz_port": healthz_port,
         "timeout": 20,
@@ -238,6 +239,10 @@ fn kube_proxy_options_that_cannot_work_fail_naming_the_option() {
         (
             json!({"name": "kube-scheduler", "nodes": ["w1"]}),
             "option `nodes`: is only for name=kube-proxy",
+        ),
+        (
+            json!({"name": "kube-proxy", "kubeconfig": "/x", "nodes": ["w1="]}),
+            "has no address after `=`",
         ),
         (
             json!({"name": "kube-proxy", "kubeconfig": "/nonexistent/admin.conf", "nodes": ["w1"]}),

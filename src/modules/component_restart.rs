@@ -73,7 +73,10 @@ pub struct NodeCheck {
 #[derive(Debug, Clone)]
 pub struct KubeProxyRoll {
     pub kubeconfig: PathBuf,
+    /// Node names, in roll order.
     pub nodes: Vec<String>,
+    /// The address of a node's /healthz where given (`name=address`); else its InternalIP.
+    pub addresses: std::collections::BTreeMap<String, String>,
     pub pending_marker: Option<PathBuf>,
     pub healthz_port: u16,
     /// Per node.
@@ -154,7 +157,7 @@ impl Module for ComponentRestart {
             OptionSpec::new(
                 "nodes",
                 Kind::StrList,
-                "With O(name=kube-proxy), required. The nodes whose kube-proxy pod is rolled, one at a time, in this order.",
+                "With O(name=kube-proxy), required. The nodes whose kube-proxy pod is rolled, one at a time, in this order, each C(name) or C(name=address) (the address its /healthz is checked on; default the Node's InternalIP).",
             )
             .default(Default::EmptyList),
             OptionSpec::new(
@@ -558,7 +561,25 @@ fn kube_proxy_roll(o: &Options) -> Result<KubeProxyRoll> {
             "is required with name=kube-proxy: a cluster admin's kubeconfig (/etc/kubernetes/admin.conf) to list and delete its pods with",
         )
     })?;
-    let nodes = o.list("nodes")?;
+    let mut nodes = Vec::new();
+    let mut addresses = std::collections::BTreeMap::new();
+    for entry in o.list("nodes")? {
+        match entry.split_once('=') {
+            Some((name, address)) if !address.trim().is_empty() => {
+                nodes.push(name.to_string());
+                addresses.insert(name.to_string(), address.trim().to_string());
+            }
+            Some(_) => {
+                return Err(Error::option(
+                    "nodes",
+                    format!(
+                        "{entry:?} has no address after `=`: write name=address, or the name alone"
+                    ),
+                ))
+            }
+            None => nodes.push(entry),
+        }
+    }
     if nodes.is_empty() {
         return Err(Error::option(
             "nodes",
@@ -577,6 +598,7 @@ fn kube_proxy_roll(o: &Options) -> Result<KubeProxyRoll> {
     Ok(KubeProxyRoll {
         kubeconfig,
         nodes,
+        addresses,
         pending_marker: o.opt_path("pending_marker")?,
         healthz_port: u16::try_from(o.int("healthz_port")?)
             .map_err(|_| Error::option("healthz_port", "is not a TCP port"))?,
@@ -670,12 +692,15 @@ impl KubeProxyRoll {
             }
             std::thread::sleep(POLL);
         };
-        let address = pods::internal_ip(api, node)?.ok_or_else(|| {
-            Error::remote(
-                api.server(),
-                format!("node {node} has no InternalIP in status.addresses: kube-proxy's /healthz cannot be checked"),
-            )
-        })?;
+        let address = match self.addresses.get(node) {
+            Some(given) => given.trim_start_matches('[').trim_end_matches(']').to_string(),
+            None => pods::internal_ip(api, node)?.ok_or_else(|| {
+                Error::remote(
+                    api.server(),
+                    format!("node {node} has no InternalIP in status.addresses: give its address in nodes as {node}=<address>"),
+                )
+            })?,
+        };
         let healthz = format!(
             "http://{}:{}/healthz",
             if address.contains(':') {
