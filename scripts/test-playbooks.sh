@@ -90,7 +90,8 @@ if ap check -i "$inv" playbooks/convert.yml --check --diff; then
     if d=$(same before after-check all); then ok "dry run changed no file and no ConfigMap resourceVersion"; else ko "dry run changed: $d"; fi
     n=$(recap_changed "$logs/check.log")
     diffs=$(grep -c '^+++ after: ' "$logs/check.log" || true)
-    if ((n > 0 && diffs > 0)) && grep -q 'kube-proxy would be restarted on' "$logs/check.log"; then
+    # the kube-proxy roll's task reports the roll it would make (changed) in check mode
+    if ((n > 0 && diffs > 0)) && grep -A1 -F 'Kube-proxy | roll node by node' "$logs/check.log" | grep -q '^changed: '; then
         ok "dry run lists the changes ($n changed tasks, $diffs file/ConfigMap diffs, the kube-proxy roll; $logs/check.log)"
     else
         ko "dry run did not list the changes (changed=$n, diffs=$diffs)"
