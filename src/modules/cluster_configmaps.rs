@@ -402,6 +402,12 @@ fn restore_edit(current: &str, saved: &str) -> KeyChange {
 /// killed while writing it leaves the old one or the new one).
 fn write_marker(path: &Path, ns: &str, name: &str) -> Result<()> {
     let text = format!("ConfigMap {ns}/{name} changed by kubeha; its pods must be rolled\n");
+    write_once_private(path, text.as_bytes())
+}
+
+/// Write `content` to `path` (0600, owned by this process's user, atomically), in a 0700
+/// directory, unless the file already exists: an existing one is never overwritten.
+fn write_once_private(path: &Path, content: &[u8]) -> Result<()> {
     if path.exists() {
         return Ok(());
     }
@@ -411,7 +417,7 @@ fn write_marker(path: &Path, ns: &str, name: &str) -> Result<()> {
         uid: nix::unistd::geteuid().as_raw(),
         gid: nix::unistd::getegid().as_raw(),
     };
-    fsio::write_new(path, text.as_bytes(), attrs)
+    fsio::write_new(path, content, attrs)
 }
 
 /// The directory of `path`, created 0700 when missing (it holds copies of cluster objects).
@@ -431,16 +437,7 @@ fn ensure_private_dir(path: &Path) -> Result<()> {
 /// Save a ConfigMap's JSON once: an existing file holds the state before the first change and
 /// is never overwritten.
 fn save_original(path: &Path, object: &Value) -> Result<()> {
-    if path.exists() {
-        return Ok(());
-    }
-    ensure_private_dir(path)?;
     let text = serde_json::to_vec_pretty(object)
         .map_err(|e| Error::Refused(format!("cannot encode the ConfigMap backup: {e}")))?;
-    let attrs = FileAttrs {
-        mode: 0o600,
-        uid: nix::unistd::geteuid().as_raw(),
-        gid: nix::unistd::getegid().as_raw(),
-    };
-    fsio::write_new(path, &text, attrs)
+    write_once_private(path, &text)
 }
