@@ -31,7 +31,7 @@ convert: venv build   ## run playbooks/convert.yml against the running test bed
 drill: venv build     ## the failover drill against the running test bed
 	testbed/drill.sh $(LAYOUT)
 
-demo: venv build image  ## all of it from scratch, ending with the before/after table and the drill
+demo: deps       ## all of it from scratch (module build beside venv, image and bed), ending with the before/after table and the drill
 	testbed/demo.sh $(LAYOUT)
 
 test:            ## every host-only test + per layout convert/again/drill/rollback on a bed from its snapshot (setup included)
