@@ -1,8 +1,10 @@
 //! Integration tests of `control_plane_info`, run as Ansible runs it, on kubespray-shaped trees:
 //! it reports every fact and never changes anything.
 
+mod apiserver_env;
 mod common;
 
+use apiserver_env::{free_port, Cluster};
 use common::*;
 use serde_json::json;
 use std::fs;
@@ -305,6 +307,100 @@ fn disk_paths_report_room_for_the_copies() {
     .fail_msg();
     assert!(
         msg.contains("option `disk_paths`") && msg.contains("not an absolute path"),
+        "{msg}"
+    );
+}
+
+/// `lb_survey_*`: the certificate presented through the endpoint and by each master directly, as
+/// fingerprints; an unreachable master and a foreign CA are errors in the result, never a failure.
+#[test]
+fn lb_survey_reports_the_presented_certificates() {
+    let cluster = Cluster::start(1);
+    let port = cluster.apiservers[0].0;
+    let closed = free_port();
+    let served = openssl::x509::X509::from_pem(&fs::read(cluster.path("apiserver.crt")).unwrap())
+        .unwrap()
+        .to_der()
+        .unwrap();
+    let want = openssl::sha::sha256(&served)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let options = |ca: &std::path::Path| {
+        json!({
+            "host_root": cluster.dir(), "kube_config_dir": cluster.dir(),
+            "endpoint": format!("127.0.0.1:{port}"),
+            "lb_survey_connections": 3,
+            "lb_survey_backends": [format!("m1=127.0.0.1:{port}"), format!("m2=127.0.0.1:{closed}")],
+            "ca_cert_path": ca,
+        })
+    };
+    for mode in [Mode::NORMAL, Mode::CHECK] {
+        let out = run_module(M, options(&cluster.path("ca.crt")), mode).ok();
+        assert!(!out.changed());
+        let s = &out.json["lb_survey"];
+        assert_eq!(
+            s["through_endpoint"],
+            json!([want, want, want]),
+            "{}",
+            out.stdout
+        );
+        assert_eq!(s["direct"]["m1"], json!(want));
+        assert_eq!(s["direct"]["m2"], json!("error"));
+        let errors = s["errors"].as_array().unwrap();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0]
+                .as_str()
+                .unwrap()
+                .starts_with("m2 directly: cannot connect"),
+            "{errors:?}"
+        );
+        assert_returns_documented(M, &out.json);
+    }
+
+    // Signed by another CA than the one given: every handshake fails verification.
+    let (other_ca, _) = self_signed_ca("not the cluster CA");
+    let other = cluster.path("other-ca.crt");
+    fs::write(&other, other_ca.to_pem().unwrap()).unwrap();
+    let out = run_module(M, options(&other), Mode::NORMAL).ok();
+    let s = &out.json["lb_survey"];
+    assert_eq!(s["through_endpoint"], json!(["error", "error", "error"]));
+    assert_eq!(s["direct"]["m1"], json!("error"));
+    assert!(
+        s["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("TLS verification failed"),
+        "{s}"
+    );
+
+    // An unreadable CA: every entry an error naming it, not a failed module.
+    let missing = cluster.path("no-such-ca.crt");
+    let out = run_module(M, options(&missing), Mode::NORMAL).ok();
+    let first = out.json["lb_survey"]["errors"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        first.contains("ca_cert_path") && first.contains("no-such-ca.crt"),
+        "{first}"
+    );
+
+    // Bad options fail, naming the option.
+    let mut o = options(&cluster.path("ca.crt"));
+    o.as_object_mut().unwrap().remove("endpoint");
+    let msg = run_module(M, o, Mode::NORMAL).fail_msg();
+    assert!(
+        msg.contains("endpoint") && msg.contains("lb_survey_connections"),
+        "{msg}"
+    );
+    let mut o = options(&cluster.path("ca.crt"));
+    o["lb_survey_backends"] = json!(["127.0.0.1:6443"]);
+    let msg = run_module(M, o, Mode::NORMAL).fail_msg();
+    assert!(
+        msg.contains("lb_survey_backends") && msg.contains("name=address:port"),
         "{msg}"
     );
 }

@@ -1,5 +1,5 @@
 //! The `control_plane_info` module: read-only facts about a control-plane host, gathered from its
-//! files (never from the network): the server of every kubeconfig, the kubeadm config's endpoint
+//! files (never from the network, but for the TLS handshakes of [`lb_survey`]): the server of every kubeconfig, the kubeadm config's endpoint
 //! facts, the apiserver certificate ([`cert`]), the static pods, a kubespray local proxy
 //! ([`proxy`]) and the etcd mode. Problems with one file are reported next to it (and as a
 //! warning); they never fail the whole module, so an operator always sees the full picture.
@@ -10,6 +10,7 @@
 
 pub mod cert;
 pub mod disk;
+pub mod lb_survey;
 pub mod pins;
 pub mod proxy;
 

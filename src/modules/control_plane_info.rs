@@ -2,11 +2,14 @@
 //! servers, kubeadm config, apiserver certificate, static pods, local proxy, etcd mode), gathered
 //! by [`crate::info`], and with `masters` the pins: every place that names a master where the
 //! endpoint belongs ([`crate::info::pins`]); with `disk_paths` the room for kubeha's copies
-//! ([`crate::info::disk`]). Always `changed: false`. Docs: the sidecar `control_plane_info.yml`.
+//! ([`crate::info::disk`]); with `lb_survey_connections` / `lb_survey_backends` the certificates
+//! presented through the endpoint and by each master directly ([`crate::info::lb_survey`]).
+//! Always `changed: false`. Docs: the sidecar `control_plane_info.yml`.
 
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::info::disk;
+use crate::info::lb_survey::{Backend, Survey};
 use crate::info::pins::{self, Masters, Pin, ScanPaths};
 use crate::info::{gather, InfoOptions};
 use crate::options::{Default, Kind, ModuleSpec, OptionSpec, Options};
@@ -19,6 +22,8 @@ pub struct ControlPlaneInfo {
     pin_scan: Option<PinScan>,
     /// Directories whose free space, writability and file sizes are reported.
     disk_paths: Vec<std::path::PathBuf>,
+    /// Which apiservers answer behind the endpoint, when asked for.
+    survey: Option<Survey>,
 }
 
 struct PinScan {
@@ -63,7 +68,7 @@ impl Module for ControlPlaneInfo {
             OptionSpec::new(
                 "endpoint",
                 Kind::Str,
-                "The control-plane endpoint C(host:port) the pins should name instead; required with O(masters).",
+                "The control-plane endpoint C(host:port): the one the pins should name instead, and the one O(lb_survey_connections) connects through; required with either.",
             ),
             OptionSpec::new(
                 "this_host",
@@ -83,6 +88,24 @@ impl Module for ControlPlaneInfo {
                 "Directories (absolute) to report under RV(disk), each with the nearest existing one, its free space, whether it is writable, and the disk usage of the files in it two levels deep.",
             )
             .default(Default::EmptyList),
+            OptionSpec::new(
+                "lb_survey_connections",
+                Kind::Int { min: 0, max: 1000 },
+                "TLS connections to open through O(endpoint), each reporting under RV(lb_survey.through_endpoint) the SHA-256 fingerprint of the certificate presented (the chain verified against O(ca_cert_path), not the name, which the certificates may not carry yet); 0 opens none.",
+            )
+            .default(Default::Int(0)),
+            OptionSpec::new(
+                "lb_survey_backends",
+                Kind::StrList,
+                "The masters' apiservers to connect to directly, each C(name=address:port); each certificate is verified against O(ca_cert_path) for that address and its fingerprint reported under RV(lb_survey.direct).",
+            )
+            .default(Default::EmptyList),
+            OptionSpec::new(
+                "ca_cert_path",
+                Kind::Path,
+                "The cluster CA the survey verifies every certificate against.",
+            )
+            .default(Default::Str("/etc/kubernetes/ssl/ca.crt")),
         ],
     };
     type Plan = Facts;
@@ -107,6 +130,33 @@ impl Module for ControlPlaneInfo {
             .opt_string("endpoint")?
             .map(|e| Endpoint::parse(&e, "endpoint"))
             .transpose()?;
+        let connections = u32::try_from(o.int("lb_survey_connections")?).unwrap_or(0);
+        let backends = o
+            .list("lb_survey_backends")?
+            .iter()
+            .map(|b| Backend::parse(b, "lb_survey_backends"))
+            .collect::<Result<Vec<_>>>()?;
+        if connections > 0 && endpoint.is_none() {
+            return Err(Error::option(
+                "endpoint",
+                "is required with lb_survey_connections: give the endpoint to connect through (host:port)",
+            ));
+        }
+        let ca_cert_path = o.path("ca_cert_path")?;
+        let survey = (connections > 0 || !backends.is_empty()).then(|| {
+            let tls = crate::fsio::read(&ca_cert_path)
+                .and_then(|pem| {
+                    crate::net::tls::ca_certs_from_pem(&pem, &ca_cert_path.display().to_string())
+                })
+                .map(crate::net::tls::TlsConfig::with_ca)
+                .map_err(|e| format!("ca_cert_path: {e}"));
+            Survey {
+                endpoint: endpoint.clone(),
+                connections,
+                backends,
+                tls,
+            }
+        });
         let pin_scan = match (masters.is_empty(), endpoint) {
             (true, _) => None,
             (false, None) => {
@@ -139,6 +189,7 @@ impl Module for ControlPlaneInfo {
         }
         Ok(ControlPlaneInfo {
             disk_paths,
+            survey,
             paths: InfoOptions {
                 kube_config_dir,
                 home_kubeconfig,
@@ -178,6 +229,9 @@ impl Module for ControlPlaneInfo {
                 space.insert(path.display().to_string(), fact);
             }
             fields.insert("disk".into(), Value::Object(space));
+        }
+        if let Some(survey) = &self.survey {
+            fields.insert("lb_survey".into(), survey.run());
         }
         Ok(Facts { fields, warnings })
     }

@@ -576,19 +576,10 @@ impl ExpectedCert {
             .map_err(|e| content(format!("cannot encode the certificate: {e}")))?;
         Ok(ExpectedCert {
             path: path.display().to_string(),
-            sha256: sha256_hex(&der),
+            sha256: tls::fingerprint_sha256(&der),
             der,
         })
     }
-}
-
-/// Upper-case colon-separated SHA-256, as `openssl x509 -fingerprint -sha256` prints it.
-fn sha256_hex(der: &[u8]) -> String {
-    openssl::sha::sha256(der)
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 /// Requests to the endpoint: anonymous `/readyz` and authenticated GETs, TLS verified against
@@ -647,7 +638,7 @@ impl Prober {
         let der = served
             .to_der()
             .map_err(|e| format!("cannot encode the served certificate: {e}"))?;
-        let fingerprint = sha256_hex(&der);
+        let fingerprint = tls::fingerprint_sha256(&der);
         if der == want.der {
             Ok(fingerprint)
         } else {

@@ -157,6 +157,16 @@ fn context(config: &TlsConfig) -> std::result::Result<SslContext, openssl::error
     Ok(builder.build())
 }
 
+/// Upper-case colon-separated SHA-256 of a DER certificate, as `openssl x509 -fingerprint -sha256`
+/// prints it.
+pub fn fingerprint_sha256(der: &[u8]) -> String {
+    openssl::sha::sha256(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// Strip the brackets of an IPv6 literal.
 pub fn bare_host(host: &str) -> &str {
     host.strip_prefix('[')
@@ -204,24 +214,53 @@ pub fn connect(
     config: &TlsConfig,
     deadline: Instant,
 ) -> std::result::Result<SslStream<TcpStream>, String> {
+    handshake(host, port, config, deadline, true)
+}
+
+fn handshake(
+    host: &str,
+    port: u16,
+    config: &TlsConfig,
+    deadline: Instant,
+    check_name: bool,
+) -> std::result::Result<SslStream<TcpStream>, String> {
     let ctx = context(config).map_err(|e| format!("cannot set up TLS: {e}"))?;
     let mut ssl = Ssl::new(&ctx).map_err(|e| format!("cannot set up TLS: {e}"))?;
     let bare = bare_host(config.server_name.as_deref().unwrap_or(host));
     match bare.parse::<IpAddr>() {
-        Ok(ip) => ssl
+        Ok(ip) if check_name => ssl
             .param_mut()
             .set_ip(ip)
             .map_err(|e| format!("cannot set the expected IP: {e}"))?,
+        Ok(_) => {}
         Err(_) => {
             ssl.set_hostname(bare)
                 .map_err(|e| format!("cannot set SNI: {e}"))?;
-            ssl.param_mut()
-                .set_host(bare)
-                .map_err(|e| format!("cannot set the expected host name: {e}"))?;
+            if check_name {
+                ssl.param_mut()
+                    .set_host(bare)
+                    .map_err(|e| format!("cannot set the expected host name: {e}"))?;
+            }
         }
     }
     let tcp = tcp_connect(host, port, deadline)?;
     ssl.connect(tcp).map_err(|e| describe_handshake_error(&e))
+}
+
+/// The leaf certificate a server presents, its chain verified against the configured CA but not
+/// its name: for telling apart the backends behind a load balancer whose name the certificates do
+/// not carry yet, where the identity is the exact certificate (its fingerprint), which is stricter
+/// than a name.
+pub fn presented_certificate(
+    host: &str,
+    port: u16,
+    config: &TlsConfig,
+    deadline: Instant,
+) -> std::result::Result<X509, String> {
+    let mut stream = handshake(host, port, config, deadline, false)?;
+    let cert = stream.ssl().peer_certificate();
+    let _ = stream.shutdown();
+    cert.ok_or_else(|| "the server presented no certificate".to_string())
 }
 
 /// The leaf certificate the server presents, verified as [`connect`] verifies it.
