@@ -388,6 +388,29 @@ fn lb_survey_reports_the_presented_certificates() {
         "{first}"
     );
 
+    // A name that resolves nowhere (.invalid, RFC 6761): reported, and every connection an error.
+    let mut o = options(&cluster.path("ca.crt"));
+    o["endpoint"] = json!("lb.kubeha.invalid:6443");
+    o["lb_survey_connections"] = json!(1);
+    let out = run_module(M, o, Mode::NORMAL).ok();
+    assert_eq!(
+        out.json["endpoint_resolution"]["name"],
+        json!("lb.kubeha.invalid")
+    );
+    assert!(
+        out.json["endpoint_resolution"]["error"].is_string(),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(out.json["lb_survey"]["through_endpoint"], json!(["error"]));
+    // An IP endpoint needs no lookup.
+    let out = run_module(M, options(&cluster.path("ca.crt")), Mode::NORMAL).ok();
+    assert!(
+        out.json.get("endpoint_resolution").is_none(),
+        "{}",
+        out.stdout
+    );
+
     // Bad options fail, naming the option.
     let mut o = options(&cluster.path("ca.crt"));
     o.as_object_mut().unwrap().remove("endpoint");

@@ -8,12 +8,17 @@
 //! caller compares exact fingerprints, which is stricter. The judgment (every master behind the
 //! endpoint, nothing else) is the caller's, across hosts.
 //!
-//! This is the only network read of `control_plane_info`; it never sends a request, only handshakes.
+//! With them, [`resolution`]: whether the endpoint's name resolves on this host, through the
+//! system's resolver (getaddrinfo, as every client on the host resolves it).
+//!
+//! These are the only network reads of `control_plane_info`; they never send a request, only
+//! look names up and handshake.
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Host};
 use crate::error::{Error, Result};
 use crate::net::tls::{self, TlsConfig};
 use serde_json::{json, Map, Value};
+use std::net::ToSocketAddrs;
 use std::time::{Duration, Instant};
 
 /// Time for one connection and its handshake.
@@ -81,6 +86,27 @@ fn presented(
     Ok(tls::fingerprint_sha256(&der))
 }
 
+/// The endpoint's name looked up as clients on this host look it up (`getaddrinfo`, so
+/// `/etc/hosts` and DNS as nsswitch.conf orders them): `{name, addresses}` or `{name, error}`;
+/// `None` for an IP address, which needs no lookup.
+pub fn resolution(endpoint: &Endpoint) -> Option<Value> {
+    let Host::Dns(name) = endpoint.host() else {
+        return None;
+    };
+    Some(match (name.as_str(), endpoint.port()).to_socket_addrs() {
+        Ok(addrs) => {
+            let mut list: Vec<String> = addrs.map(|a| a.ip().to_string()).collect();
+            list.dedup();
+            if list.is_empty() {
+                json!({"name": name, "error": "resolves to no address"})
+            } else {
+                json!({"name": name, "addresses": list})
+            }
+        }
+        Err(e) => json!({"name": name, "error": e.to_string()}),
+    })
+}
+
 impl Survey {
     /// Connect and report: `through_endpoint` (one fingerprint or "error" per connection),
     /// `direct` ({master: fingerprint or "error"}), `errors` (the first distinct messages, each
@@ -146,6 +172,25 @@ mod tests {
                 .to_string();
             assert!(e.contains("lb_survey_backends"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn resolution_of_names_only() {
+        let ip = Endpoint::parse("10.0.0.10:6443", "t").unwrap();
+        assert_eq!(resolution(&ip), None);
+        let local = resolution(&Endpoint::parse("localhost:6443", "t").unwrap()).unwrap();
+        assert_eq!(local["name"], "localhost");
+        assert!(
+            local["addresses"].as_array().is_some_and(|a| !a.is_empty()),
+            "{local}"
+        );
+        // .invalid never resolves (RFC 6761)
+        let bad = resolution(&Endpoint::parse("lb.kubeha.invalid:6443", "t").unwrap()).unwrap();
+        assert!(
+            bad["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{bad}"
+        );
+        assert!(bad.get("addresses").is_none());
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::info::disk;
-use crate::info::lb_survey::{Backend, Survey};
+use crate::info::lb_survey::{self, Backend, Survey};
 use crate::info::pins::{self, Masters, Pin, ScanPaths};
 use crate::info::{gather, InfoOptions};
 use crate::options::{Default, Kind, ModuleSpec, OptionSpec, Options};
@@ -231,6 +231,9 @@ impl Module for ControlPlaneInfo {
             fields.insert("disk".into(), Value::Object(space));
         }
         if let Some(survey) = &self.survey {
+            if let Some(resolved) = survey.endpoint.as_ref().and_then(lb_survey::resolution) {
+                fields.insert("endpoint_resolution".into(), resolved);
+            }
             fields.insert("lb_survey".into(), survey.run());
         }
         Ok(Facts { fields, warnings })
