@@ -112,37 +112,69 @@ impl Survey {
     /// `direct` ({master: fingerprint or "error"}), `errors` (the first distinct messages, each
     /// naming where it happened).
     pub fn run(&self) -> Value {
+        // Every connection at once: a survey costs one connection's time, also when the endpoint
+        // does not answer (each connection then waits for its own timeout or "no route to host").
+        let (via, direct): (Vec<_>, Vec<_>) = std::thread::scope(|scope| {
+            let via: Vec<_> = self
+                .endpoint
+                .iter()
+                .flat_map(|e| std::iter::repeat(e).take(self.connections as usize))
+                .map(|e| {
+                    scope.spawn(move || (format!("through {e}"), presented(e, &self.tls, false)))
+                })
+                .collect();
+            let direct: Vec<_> = self
+                .backends
+                .iter()
+                .map(|b| {
+                    scope.spawn(move || (b.name.clone(), presented(&b.address, &self.tls, true)))
+                })
+                .collect();
+            let join = |handles: Vec<
+                std::thread::ScopedJoinHandle<'_, (String, std::result::Result<String, String>)>,
+            >| {
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            (
+                                String::new(),
+                                Err("the connection's thread panicked".into()),
+                            )
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            };
+            (join(via), join(direct))
+        });
         let mut errors: Vec<String> = Vec::new();
-        let mut note = |where_: &str, e: String| {
-            let line = format!("{where_}: {e}");
+        let mut note = |line: String| {
             if errors.len() < KEEP_ERRORS && !errors.contains(&line) {
                 errors.push(line);
             }
         };
-        let mut via = Vec::new();
-        if let Some(endpoint) = &self.endpoint {
-            for _ in 0..self.connections {
-                match presented(endpoint, &self.tls, false) {
-                    Ok(fp) => via.push(Value::from(fp)),
-                    Err(e) => {
-                        note(&format!("through {endpoint}"), e);
-                        via.push(Value::from("error"));
-                    }
+        let mut through = Vec::new();
+        for (where_, result) in via {
+            match result {
+                Ok(fp) => through.push(Value::from(fp)),
+                Err(e) => {
+                    note(format!("{where_}: {e}"));
+                    through.push(Value::from("error"));
                 }
             }
         }
-        let mut direct = Map::new();
-        for b in &self.backends {
-            let fp = match presented(&b.address, &self.tls, true) {
+        let mut by_master = Map::new();
+        for (name, result) in direct {
+            let fp = match result {
                 Ok(fp) => fp,
                 Err(e) => {
-                    note(&format!("{} directly", b.name), e);
+                    note(format!("{name} directly: {e}"));
                     "error".to_string()
                 }
             };
-            direct.insert(b.name.clone(), Value::from(fp));
+            by_master.insert(name, Value::from(fp));
         }
-        json!({"through_endpoint": via, "direct": direct, "errors": errors})
+        json!({"through_endpoint": through, "direct": by_master, "errors": errors})
     }
 }
 
