@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The whole story from scratch on layout LAYOUT (pinned | kubespray): the module binaries built in the
-# background while the Python tools, the node image and the unconverted cluster come up (timed), snapshot where every client points, convert (playbooks/convert.yml), snapshot
-# again, run the product's failover drill (playbooks/drill.yml), print a per-host before/after
-# table and the drill's result.
+# The whole story from scratch on layout LAYOUT (pinned | kubespray): the module binaries built in
+# the background while the Python tools, the node image and the unconverted cluster come up (timed),
+# snapshot where every client points, convert (playbooks/convert.yml), snapshot again, run the
+# product's failover drill (playbooks/drill.yml), print a per-host before/after table and the
+# drill's result.
 # Snapshots: reports/demo/<layout>/{before,after}.json (servers and connection states only: no keys).
 set -uo pipefail
 cd "$(dirname "$0")/.."

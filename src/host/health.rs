@@ -9,7 +9,7 @@
 use super::process::Process;
 use crate::error::{Error, Result};
 use crate::net::http::{self, Request};
-use crate::net::tls::{ca_certs_from_pem, TlsConfig, Trust};
+use crate::net::tls::{ca_certs_from_file, TlsConfig, Trust};
 use crate::pki::san::{sans_of, San};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -153,11 +153,6 @@ impl HealthUrl {
     }
 }
 
-fn load_ca(ca_cert_path: &Path) -> Result<Vec<openssl::x509::X509>> {
-    let pem = crate::fsio::read(ca_cert_path)?;
-    ca_certs_from_pem(&pem, &ca_cert_path.display().to_string())
-}
-
 fn secure_port(component: Component, process: Option<&Process>) -> Result<u16> {
     match process.and_then(|p| p.flag("secure-port")) {
         None => Ok(component.default_port()),
@@ -229,7 +224,7 @@ pub fn target_for(
         || cert_file.is_some()
         || component == Component::Kubelet
     {
-        Some(TlsConfig::with_ca(load_ca(ca_cert_path)?))
+        Some(TlsConfig::with_ca(ca_certs_from_file(ca_cert_path)?))
     } else {
         Some(TlsConfig {
             trust: Trust::SelfSignedLocalhost,

@@ -1,7 +1,7 @@
 //! The `control_plane_info` module: read-only facts about a control-plane host, gathered from its
-//! files (never from the network, but for the TLS handshakes of [`lb_survey`]): the server of every kubeconfig, the kubeadm config's endpoint
-//! facts, the apiserver certificate ([`cert`]), the static pods, a kubespray local proxy
-//! ([`proxy`]) and the etcd mode. Problems with one file are reported next to it (and as a
+//! files (never from the network, but for the name lookup and TLS handshakes of [`lb_survey`]):
+//! the server of every kubeconfig, the kubeadm config's endpoint facts, the apiserver certificate
+//! ([`cert`]), the static pods, a kubespray local proxy ([`proxy`]) and the etcd mode. Problems with one file are reported next to it (and as a
 //! warning); they never fail the whole module, so an operator always sees the full picture.
 //!
 //! API: [`InfoOptions`] (paths, every one rooted at `host_root`), [`gather`]`(&InfoOptions)` ->

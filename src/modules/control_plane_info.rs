@@ -144,10 +144,7 @@ impl Module for ControlPlaneInfo {
         }
         let ca_cert_path = o.path("ca_cert_path")?;
         let survey = (connections > 0 || !backends.is_empty()).then(|| {
-            let tls = crate::fsio::read(&ca_cert_path)
-                .and_then(|pem| {
-                    crate::net::tls::ca_certs_from_pem(&pem, &ca_cert_path.display().to_string())
-                })
+            let tls = crate::net::tls::ca_certs_from_file(&ca_cert_path)
                 .map(crate::net::tls::TlsConfig::with_ca)
                 .map_err(|e| format!("ca_cert_path: {e}"));
             Survey {

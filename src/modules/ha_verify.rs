@@ -15,7 +15,7 @@ use crate::host::park::{self, ParkPaths, Parked};
 use crate::host::process;
 use crate::kubeconfig::Kubeconfig;
 use crate::net::http::{self, Request, Response};
-use crate::net::tls::{self, ca_certs_from_pem, ClientIdentity, TlsConfig};
+use crate::net::tls::{self, ca_certs_from_file, ClientIdentity, TlsConfig};
 use crate::options::{Default, Kind, ModuleSpec, OptionSpec, Options};
 use crate::protocol::{Module, ModuleOutput};
 use nix::sys::signal::{kill, Signal};
@@ -595,8 +595,7 @@ struct Prober {
 
 impl Prober {
     fn new(v: &HaVerify) -> Result<Prober> {
-        let ca_pem = crate::fsio::read(&v.ca_cert_path)?;
-        let cas = ca_certs_from_pem(&ca_pem, &v.ca_cert_path.display().to_string())?;
+        let cas = ca_certs_from_file(&v.ca_cert_path)?;
         let config = Kubeconfig::load(&v.kubeconfig)?;
         let creds = config.client_credentials()?;
         let identity = ClientIdentity::from_pem(

@@ -79,6 +79,12 @@ pub fn ca_certs_from_pem(pem: &[u8], source: &str) -> Result<Vec<X509>> {
     }
 }
 
+/// The CA certificates of a PEM file (the cluster CA), the file named in every error.
+pub fn ca_certs_from_file(path: &std::path::Path) -> Result<Vec<X509>> {
+    let pem = crate::fsio::read(path)?;
+    ca_certs_from_pem(&pem, &path.display().to_string())
+}
+
 /// Everything needed to open a connection.
 #[derive(Clone)]
 pub struct TlsConfig {
@@ -257,10 +263,7 @@ pub fn presented_certificate(
     config: &TlsConfig,
     deadline: Instant,
 ) -> std::result::Result<X509, String> {
-    let mut stream = handshake(host, port, config, deadline, false)?;
-    let cert = stream.ssl().peer_certificate();
-    let _ = stream.shutdown();
-    cert.ok_or_else(|| "the server presented no certificate".to_string())
+    leaf_certificate(handshake(host, port, config, deadline, false)?)
 }
 
 /// The leaf certificate the server presents, verified as [`connect`] verifies it.
@@ -270,7 +273,11 @@ pub fn served_certificate(
     config: &TlsConfig,
     deadline: Instant,
 ) -> std::result::Result<X509, String> {
-    let mut stream = connect(host, port, config, deadline)?;
+    leaf_certificate(connect(host, port, config, deadline)?)
+}
+
+/// The peer's certificate of a finished handshake; the connection is closed.
+fn leaf_certificate(mut stream: SslStream<TcpStream>) -> std::result::Result<X509, String> {
     let cert = stream.ssl().peer_certificate();
     let _ = stream.shutdown();
     cert.ok_or_else(|| "the server presented no certificate".to_string())
