@@ -4,7 +4,7 @@ SHELL := /bin/bash
 LAYOUT ?= pinned
 export LAYOUT
 
-.PHONY: deps venv build build-aarch64 image testbed convert drill report demo test test-rust test-emulators \
+.PHONY: same-behaviour deps venv build build-aarch64 image testbed convert drill report demo test test-rust test-emulators \
         test-full test-collection test-molecule test-playbooks chaos bench clean clean-images
 
 deps:            ## host packages (Debian) the build and the test bed need
@@ -42,6 +42,9 @@ test-full:       ## make test + every end-to-end check of test-playbooks.sh + mo
 
 test-playbooks: venv build image ## convert/rollback/hook end to end: make test-playbooks LAYOUT=pinned|kubespray
 	testbed/up.sh $(LAYOUT) && scripts/test-playbooks.sh $(LAYOUT)
+
+same-behaviour: venv build image ## a refactoring changes nothing: make same-behaviour OTHER=<checkout with its modules built> [LAYOUT=pinned]
+	.venv/bin/python scripts/same_behaviour.py $(OTHER) --layout $(LAYOUT)
 
 chaos: venv build image ## reliability suites
 	chaos/run.sh

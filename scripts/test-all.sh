@@ -56,7 +56,7 @@ rust() { if_script test-rust.sh cargo test; }
 emulators() { .venv/bin/python -m pytest -q testbed/emulators/tests; }
 # what decides docs/reliability.md's figures (chaos/figures.py), what gets committed (chaos/keep.py), and
 # the benchmark's transport counts and latency proxy (bench/transport.py, bench/latency_proxy.py)
-chaos_tools() { .venv/bin/python -m pytest -q -p no:cacheprovider chaos/tests bench/tests; }
+chaos_tools() { .venv/bin/python -m pytest -q -p no:cacheprovider chaos/tests bench/tests scripts/tests; }
 # the bed's snapshot key and the comparison of a snapshot bed's health with the fresh bed's (testbed/bed.py)
 bed_tools() { .venv/bin/python -m pytest -q -p no:cacheprovider testbed/tests; }
 # the action plugin every module runs through (module cache, one remote command per call, fallbacks),
@@ -109,7 +109,7 @@ section "setup: test-bed images (testbed/images/build.sh)" testbed/images/build.
 section "TLS verification never disabled (chaos/tls-guard.sh)" chaos/tls-guard.sh
 section "rust tests" rust
 section "emulator tests (pytest)" emulators
-section "chaos and bench tools (pytest)" chaos_tools
+section "chaos, bench and script tools (pytest)" chaos_tools
 section "test-bed tools (pytest)" bed_tools
 section "collection checks" collection
 section "action plugin on ansible-core 2.15-2.19 (tests/plugin, local connection)" action_plugin

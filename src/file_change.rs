@@ -3,7 +3,7 @@
 //! it atomically keeping owner and mode ([`crate::fsio`]). In check mode nothing is written.
 //!
 //! API: [`read_target`]`(path)` -> [`Target`] (real path + text), [`apply`]`(target, new_text,
-//! check_mode, backup)` -> the backup file written, if any, [`report_change`] (the message, backup
+//! check_mode, backup, original_dir)` -> the backup file written, if any, [`report_change`] (the message, backup
 //! and diff of a changed file in a module's result).
 
 use crate::diff::FileDiff;
@@ -21,6 +21,13 @@ pub const BACKUP_OPTION: OptionSpec = OptionSpec::new(
     "Keep a copy of the original file next to it with Ansible's backup naming.",
 )
 .default(Default::Bool(true));
+
+/// The `original_dir` option of every module that edits files kubeha's rollback restores.
+pub const ORIGINAL_DIR_OPTION: OptionSpec = OptionSpec::new(
+    "original_dir",
+    Kind::Path,
+    "Before a file is first changed, keep its original under this directory at the file's absolute path (C(<original_dir>/etc/kubernetes/admin.conf)), with the file's owner and mode, in directories created 0700. An original already there is never overwritten (it is the state before the first change, which the rollback restores). When unset, no original is kept. Nothing is written in check mode.",
+);
 
 /// A file about to be edited: the path the user gave, the real file behind it, its text.
 #[derive(Debug, Clone)]
@@ -57,6 +64,7 @@ pub fn apply(
     new_text: &str,
     check_mode: bool,
     backup: bool,
+    original_dir: Option<&Path>,
 ) -> Result<Option<PathBuf>> {
     if check_mode {
         return Ok(None);
@@ -68,6 +76,9 @@ pub fn apply(
             target.path.display()
         )));
     }
+    if let Some(dir) = original_dir {
+        save_original(dir, target)?;
+    }
     let backup_file = if backup {
         Some(fsio::backup(&target.real_path)?)
     } else {
@@ -75,6 +86,34 @@ pub fn apply(
     };
     fsio::replace(&target.real_path, new_text.as_bytes())?;
     Ok(backup_file)
+}
+
+/// Keep the target's text as it was before this change under `dir` ([`fsio::original_path`] of
+/// the path the user gave, so that the restore puts it back there), unless an original is already
+/// kept. Owner and mode are the real file's.
+fn save_original(dir: &Path, target: &Target) -> Result<()> {
+    let named = if target.path.is_absolute() {
+        &target.path
+    } else {
+        &target.real_path
+    };
+    let attrs = fsio::FileAttrs::of(&target.real_path)?;
+    fsio::write_once(
+        &fsio::original_path(dir, named),
+        target.text.as_bytes(),
+        attrs,
+    )?;
+    Ok(())
+}
+
+/// Keep the file at `path` (as it is on disk now, symlinks followed) under `dir` unless an
+/// original is already kept there; for files a module replaces without editing their text (a
+/// certificate and its key). The content is never shown.
+pub fn keep_original(dir: &Path, path: &Path) -> Result<()> {
+    let content = fsio::read(path)?;
+    let attrs = fsio::FileAttrs::of(path)?;
+    fsio::write_once(&fsio::original_path(dir, path), &content, attrs)?;
+    Ok(())
 }
 
 /// What every file module reports for a changed file: `would update` (check mode) or `updated`

@@ -10,7 +10,7 @@ use nix::unistd::{fchown, Gid, Uid};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -98,6 +98,43 @@ pub fn replace(path: &Path, content: &[u8]) -> Result<()> {
 pub fn write_new(path: &Path, content: &[u8], attrs: FileAttrs) -> Result<()> {
     let staged = stage(path, content, attrs)?;
     commit(&staged, path)
+}
+
+/// Write `content` to `path` once: an existing file is never overwritten (it holds the state
+/// before the first change, which every later run must keep). Missing directories are created
+/// 0700 (what they hold may include private keys); the file is written atomically with `attrs`,
+/// so a run killed midway leaves no file or a whole one. Returns whether it wrote the file.
+pub fn write_once(path: &Path, content: &[u8], attrs: FileAttrs) -> Result<bool> {
+    if path.symlink_metadata().is_ok() {
+        return Ok(false);
+    }
+    let dir = parent_of(path);
+    if !dir.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| Error::io(&dir, "create the directory", e))?;
+    }
+    write_new(path, content, attrs)?;
+    Ok(true)
+}
+
+/// Where the original of `file` is kept under `dir`: the file's absolute path below it
+/// (`<dir>/etc/kubernetes/admin.conf`), the layout the role's restore reads back.
+pub fn original_path(dir: &Path, file: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut relative = PathBuf::new();
+    for c in file.components() {
+        match c {
+            Component::Normal(name) => relative.push(name),
+            Component::ParentDir => {
+                relative.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    dir.join(relative)
 }
 
 /// Write `content` to a temporary file beside `path` (same directory, so the rename is atomic),
@@ -217,6 +254,46 @@ mod tests {
         assert!(
             err.to_string().contains("/nonexistent/dir/kubelet.conf"),
             "{err}"
+        );
+    }
+    #[test]
+    fn write_once_never_overwrites_and_makes_private_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let original = original_path(
+            &dir.path().join("original"),
+            Path::new("/etc/kubernetes/ssl/apiserver.key"),
+        );
+        assert_eq!(
+            original,
+            dir.path().join("original/etc/kubernetes/ssl/apiserver.key")
+        );
+        let attrs = FileAttrs {
+            mode: 0o600,
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+        };
+        assert!(write_once(&original, b"first", attrs).unwrap());
+        assert!(!write_once(&original, b"second", attrs).unwrap());
+        assert_eq!(fs::read(&original).unwrap(), b"first");
+        assert_eq!(FileAttrs::of(&original).unwrap().mode, 0o600);
+        for d in ["original", "original/etc", "original/etc/kubernetes/ssl"] {
+            let mode = FileAttrs::of(&dir.path().join(d)).unwrap().mode;
+            assert_eq!(mode, 0o700, "{d}");
+        }
+    }
+
+    #[test]
+    fn original_path_resolves_dot_components_lexically() {
+        assert_eq!(
+            original_path(
+                Path::new("/s"),
+                Path::new("/etc/../etc/./kubernetes/a.conf")
+            ),
+            PathBuf::from("/s/etc/kubernetes/a.conf")
+        );
+        assert_eq!(
+            original_path(Path::new("/s"), Path::new("/../a.conf")),
+            PathBuf::from("/s/a.conf")
         );
     }
 }

@@ -7,6 +7,7 @@
 
 use crate::diff::FileDiff;
 use crate::error::{Error, Result};
+use crate::file_change;
 use crate::fsio;
 use crate::options::{Default, Kind, ModuleSpec, OptionSpec, Options};
 use crate::pki::decide::{decide, CertFacts, Decision, Regenerate};
@@ -35,6 +36,7 @@ pub struct ApiserverCert {
     pub regenerate: Regenerate,
     pub backup: bool,
     pub validity_days: u32,
+    pub original_dir: Option<PathBuf>,
 }
 
 /// What is on disk and what must happen to it.
@@ -111,6 +113,7 @@ impl Module for ApiserverCert {
                 "Validity of a new certificate in days (1-3650).",
             )
             .default(Default::Int(365)),
+            file_change::ORIGINAL_DIR_OPTION,
         ],
     };
     type Plan = Plan;
@@ -128,6 +131,7 @@ impl Module for ApiserverCert {
                 .ok_or_else(|| Error::option("regenerate", "unknown value"))?,
             backup: o.bool("backup")?,
             validity_days: o.int("validity_days")? as u32,
+            original_dir: o.opt_path("original_dir")?,
         })
     }
 
@@ -371,6 +375,10 @@ impl ApiserverCert {
             &d.ca_cert,
             "the newly issued pair",
         )?;
+        if let Some(dir) = &self.original_dir {
+            file_change::keep_original(dir, &self.cert_path)?;
+            file_change::keep_original(dir, &self.key_path)?;
+        }
         let previous = swap::copy_previous(&self.cert_path, &self.key_path, self.backup)?;
         swap::swap_pair(
             &self.cert_path,

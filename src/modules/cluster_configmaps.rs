@@ -405,33 +405,15 @@ fn write_marker(path: &Path, ns: &str, name: &str) -> Result<()> {
     write_once_private(path, text.as_bytes())
 }
 
-/// Write `content` to `path` (0600, owned by this process's user, atomically), in a 0700
-/// directory, unless the file already exists: an existing one is never overwritten.
+/// Write `content` to `path` (0600, owned by this process's user) unless it exists: an existing
+/// file is never overwritten ([`fsio::write_once`], directories 0700).
 fn write_once_private(path: &Path, content: &[u8]) -> Result<()> {
-    if path.exists() {
-        return Ok(());
-    }
-    ensure_private_dir(path)?;
     let attrs = FileAttrs {
         mode: 0o600,
         uid: nix::unistd::geteuid().as_raw(),
         gid: nix::unistd::getegid().as_raw(),
     };
-    fsio::write_new(path, content, attrs)
-}
-
-/// The directory of `path`, created 0700 when missing (it holds copies of cluster objects).
-fn ensure_private_dir(path: &Path) -> Result<()> {
-    let Some(dir) = path.parent() else {
-        return Ok(());
-    };
-    if !dir.exists() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create the directory", e))?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| Error::io(dir, "set the mode of", e))?;
-    }
-    Ok(())
+    fsio::write_once(path, content, attrs).map(|_| ())
 }
 
 /// Save a ConfigMap's JSON once: an existing file holds the state before the first change and

@@ -17,6 +17,7 @@ pub struct KubeadmConfig {
     endpoint: Endpoint,
     cert_sans: Vec<San>,
     backup: bool,
+    original_dir: Option<PathBuf>,
 }
 
 /// The file as read and kubeadm's decision on it.
@@ -48,6 +49,7 @@ impl Module for KubeadmConfig {
             )
             .default(Default::EmptyList),
             file_change::BACKUP_OPTION,
+            file_change::ORIGINAL_DIR_OPTION,
         ],
     };
     type Plan = Plan;
@@ -64,6 +66,7 @@ impl Module for KubeadmConfig {
             endpoint,
             cert_sans,
             backup: o.bool("backup")?,
+            original_dir: o.opt_path("original_dir")?,
         })
     }
 
@@ -77,7 +80,13 @@ impl Module for KubeadmConfig {
     /// The backup file, when one was written.
     fn apply(&self, plan: &Plan, check_mode: bool) -> Result<Option<PathBuf>> {
         match &plan.decision.new_text {
-            Some(text) => file_change::apply(&plan.target, text, check_mode, self.backup),
+            Some(text) => file_change::apply(
+                &plan.target,
+                text,
+                check_mode,
+                self.backup,
+                self.original_dir.as_deref(),
+            ),
             None => Ok(None),
         }
     }

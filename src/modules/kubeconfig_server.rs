@@ -57,6 +57,7 @@ pub struct KubeconfigServer {
     /// `kubeconfigs` was used: the result lists every file under `results`.
     many: bool,
     backup: bool,
+    original_dir: Option<PathBuf>,
 }
 
 /// The file as read, the cluster chosen, and the new text when the server changes.
@@ -87,6 +88,7 @@ impl Module for KubeconfigServer {
                 "Several files at once, each with its own O(path), O(server), O(cluster) and O(component); instead of those four.",
             ),
             file_change::BACKUP_OPTION,
+            file_change::ORIGINAL_DIR_OPTION,
         ],
     };
     type Plan = Plan;
@@ -131,6 +133,7 @@ impl Module for KubeconfigServer {
             many: !items.is_empty(),
             entries,
             backup: o.bool("backup")?,
+            original_dir: o.opt_path("original_dir")?,
         })
     }
 
@@ -167,7 +170,13 @@ impl Module for KubeconfigServer {
                 backups.push(None);
                 continue;
             };
-            match file_change::apply(&file.target, text, check_mode, self.backup) {
+            match file_change::apply(
+                &file.target,
+                text,
+                check_mode,
+                self.backup,
+                self.original_dir.as_deref(),
+            ) {
                 Ok(backup) => {
                     written.push(file.target.path.display().to_string());
                     backups.push(backup);
