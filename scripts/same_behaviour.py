@@ -151,7 +151,7 @@ def recap_changed(log_text):
 def strip_times(obj):
     if isinstance(obj, dict):
         return {k: strip_times(v) for k, v in obj.items()
-                if not re.search(r"(time|date|duration|seconds|_at)$", k)}
+                if not re.search(r"(time|date|duration|seconds|_at|^generated)$", k)}
     if isinstance(obj, list):
         return [strip_times(v) for v in obj]
     return obj
