@@ -4,7 +4,7 @@ SHELL := /bin/bash
 LAYOUT ?= pinned
 export LAYOUT
 
-.PHONY: same-behaviour deps venv build build-aarch64 image testbed convert drill report demo test test-rust test-emulators \
+.PHONY: freeze same-behaviour deps venv build build-aarch64 image testbed convert drill report demo test test-rust test-emulators \
         test-full test-collection test-molecule test-playbooks chaos bench clean clean-images
 
 deps:            ## host packages (Debian) the build and the test bed need
@@ -42,6 +42,9 @@ test-full:       ## make test + every end-to-end check of test-playbooks.sh + mo
 
 test-playbooks: venv build image ## convert/rollback/hook end to end: make test-playbooks LAYOUT=pinned|kubespray
 	testbed/up.sh $(LAYOUT) && scripts/test-playbooks.sh $(LAYOUT)
+
+freeze: venv ## whole-host loss: master 1 frozen for 2 min on the running bed (make freeze LAYOUT=pinned EXPECT=survive|break)
+	.venv/bin/python testbed/freeze.py $(LAYOUT) --expect $(or $(EXPECT),survive) $(if $(filter break,$(EXPECT)),--server-name kubernetes)
 
 same-behaviour: venv build image ## a refactoring changes nothing: make same-behaviour OTHER=<checkout with its modules built> [LAYOUT=pinned]
 	.venv/bin/python scripts/same_behaviour.py $(OTHER) --layout $(LAYOUT)

@@ -33,10 +33,11 @@ def _seconds(text):
     return float(text)
 
 
-def run(component, default_port, argv, work=None):
-    """Run a control-plane component until SIGTERM. `work(client, reporter)` runs every retry period
-    while leading (the controller-manager's controllers)."""
-    values, ignored = flags.parse(argv, dict(KNOWN, **{"secure-port": str(default_port)}),
+def run(component, default_port, argv, work=None, known=None):
+    """Run a control-plane component until SIGTERM. `work(client, reporter, values)` runs every
+    retry period while leading (the controller-manager's controllers); `known` adds the
+    component's own flags (with their defaults) to the common ones, `values` has them all."""
+    values, ignored = flags.parse(argv, dict(KNOWN, **{"secure-port": str(default_port)}, **(known or {})),
                                   booleans=("leader-elect",))
     reporter = common.Reporter(component)
     reporter.event("start", None, "pid %d, flags ignored: %s" % (os.getpid(), " ".join(ignored) or "none"),
@@ -83,7 +84,7 @@ def run(component, default_port, argv, work=None):
         reporter.update(leader=leading, identity=elector.identity if elector else None)
         if leading and work is not None:
             try:
-                work(api, reporter)
+                work(api, reporter, values)
             except OSError:
                 pass
         stop.wait(max(0.1, retry - (time.monotonic() - started)))
@@ -92,5 +93,10 @@ def run(component, default_port, argv, work=None):
     return code
 
 
-def script_main(component, default_port, work=None):
-    sys.exit(run(component, default_port, sys.argv[1:], work))
+def seconds(text):
+    """A Go duration flag value as kubespray writes them (`40s`, `5m`, `500ms`) in seconds."""
+    return _seconds(text)
+
+
+def script_main(component, default_port, work=None, known=None):
+    sys.exit(run(component, default_port, sys.argv[1:], work, known))

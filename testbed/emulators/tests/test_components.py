@@ -228,3 +228,88 @@ def test_kube_proxy_healthz(tree, pki, start_apiserver, tmp_path):
     wait_for(lambda: healthz()[0] == 503, timeout=20, what="kube-proxy unhealthy without server")
     assert tree.stop(proxy) == 0
     assert os.path.exists(os.path.join(tree.log_dir, "kube-proxy.log"))
+
+
+def test_node_lifecycle_marks_a_silent_node_unknown_and_untaints_it_when_it_returns(apiserver, tmp_path):
+    """The emulated node lifecycle controller against the real apiserver emulator, on its own clock:
+    a node whose heartbeat and Lease stop is Ready=Unknown with the unreachable taints after the
+    grace period counted from the last news the controller SAW; the node that keeps renewing stays
+    Ready; the kubelet posting again removes the taints; a new leader grants a full grace period."""
+    from kubeha_emu import client as kclient
+    from kubeha_emu.controllers import NodeLifecycle
+
+    nodes, leases = "/api/v1/nodes", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
+
+    def post_node(name, heartbeat):
+        apiserver.request("DELETE", "%s/%s" % (nodes, name))
+        body = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "spec": {},
+                "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                           "lastHeartbeatTime": heartbeat, "lastTransitionTime": heartbeat}]}}
+        assert apiserver.request("POST", nodes, body)[0] == 201
+
+    def renew(name, stamp):
+        current = apiserver.request("GET", "%s/%s" % (leases, name))
+        if current[0] == 404:
+            lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                     "metadata": {"name": name, "namespace": "kube-node-lease"},
+                     "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": stamp}}
+            assert apiserver.request("POST", leases, lease)[0] == 201
+        else:
+            lease = current[2]
+            lease["spec"]["renewTime"] = stamp
+            assert apiserver.request("PUT", "%s/%s" % (leases, name), lease)[0] == 200
+
+    def node(name):
+        return apiserver.request("GET", "%s/%s" % (nodes, name))[2]
+
+    def ready(name):
+        return [c for c in node(name)["status"]["conditions"] if c["type"] == "Ready"][0]
+
+    def unreachable_taints(name):
+        return sorted(t["effect"] for t in node(name)["spec"].get("taints") or []
+                      if t["key"] == "node.kubernetes.io/unreachable")
+
+    post_node("lc-silent", "2026-01-01T00:00:00Z")
+    post_node("lc-alive", "2026-01-01T00:00:00Z")
+    renew("lc-silent", "2026-01-01T00:00:00.000000Z")
+    now = [1000.0]
+    api = kclient.Client(apiserver.kubeconfig(str(tmp_path / "lc.conf")))
+    lc = NodeLifecycle(api, grace=40, period=5, clock=lambda: now[0])
+
+    def at(t, alive_stamp):
+        now[0] = 1000.0 + t
+        renew("lc-alive", alive_stamp)
+        return lc.sync()
+
+    assert at(0, "2026-01-01T00:00:01.000000Z") == []
+    renew("lc-silent", "2026-01-01T00:00:30.000000Z")          # last news from lc-silent at t=30
+    assert at(30, "2026-01-01T00:00:31.000000Z") == []
+    assert at(32, "2026-01-01T00:00:32.000000Z") == [], "a pass within the monitor period does nothing"
+    assert at(69, "2026-01-01T00:00:33.000000Z") == [], "39 s since its last renewal: within the grace period"
+    changes = at(75, "2026-01-01T00:00:34.000000Z")
+    assert any(c.startswith("lc-silent: Ready Unknown") for c in changes), changes
+    assert ready("lc-silent")["status"] == "Unknown"
+    assert ready("lc-silent")["reason"] == "NodeStatusUnknown"
+    assert ready("lc-silent")["message"] == "Kubelet stopped posting node status."
+    assert unreachable_taints("lc-silent") == ["NoExecute", "NoSchedule"]
+    assert ready("lc-alive")["status"] == "True" and unreachable_taints("lc-alive") == []
+
+    # the kubelet posts again: Ready True from it, the taints removed by the controller
+    back = node("lc-silent")
+    back["status"]["conditions"] = [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                     "lastHeartbeatTime": "2026-01-01T00:02:00Z",
+                                     "lastTransitionTime": "2026-01-01T00:02:00Z"}]
+    assert apiserver.request("PUT", "%s/lc-silent/status" % nodes, back)[0] == 200
+    changes = at(81, "2026-01-01T00:00:35.000000Z")
+    assert changes == ["lc-silent: removed node.kubernetes.io/unreachable taints"], changes
+    assert ready("lc-silent")["status"] == "True" and unreachable_taints("lc-silent") == []
+
+    # a new leader sees lc-silent silent since long ago, yet gives it a full grace period
+    renew("lc-silent", "2026-01-01T00:03:00.000000Z")
+    lc = NodeLifecycle(api, grace=40, period=5, clock=lambda: now[0])
+    assert at(200, "2026-01-01T00:00:36.000000Z") == []
+    assert at(239, "2026-01-01T00:00:37.000000Z") == []
+    assert any(c.startswith("lc-silent: Ready Unknown") for c in at(245, "2026-01-01T00:00:38.000000Z"))
+    for name in ("lc-silent", "lc-alive"):
+        apiserver.request("DELETE", "%s/%s" % (nodes, name))
+        apiserver.request("DELETE", "%s/%s" % (leases, name))
