@@ -242,7 +242,8 @@ def test_node_lifecycle_marks_a_silent_node_unknown_and_untaints_it_when_it_retu
 
     def post_node(name, heartbeat):
         apiserver.request("DELETE", "%s/%s" % (nodes, name))
-        body = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "spec": {},
+        body = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {"lc-test": "yes"}},
+                "spec": {},
                 "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                                            "lastHeartbeatTime": heartbeat, "lastTransitionTime": heartbeat}]}}
         assert apiserver.request("POST", nodes, body)[0] == 201
@@ -274,7 +275,7 @@ def test_node_lifecycle_marks_a_silent_node_unknown_and_untaints_it_when_it_retu
     renew("lc-silent", "2026-01-01T00:00:00.000000Z")
     now = [1000.0]
     api = kclient.Client(apiserver.kubeconfig(str(tmp_path / "lc.conf")))
-    lc = NodeLifecycle(api, grace=40, period=5, clock=lambda: now[0])
+    lc = NodeLifecycle(api, grace=40, period=5, clock=lambda: now[0], selector="lc-test=yes")
 
     def at(t, alive_stamp):
         now[0] = 1000.0 + t
@@ -306,7 +307,7 @@ def test_node_lifecycle_marks_a_silent_node_unknown_and_untaints_it_when_it_retu
 
     # a new leader sees lc-silent silent since long ago, yet gives it a full grace period
     renew("lc-silent", "2026-01-01T00:03:00.000000Z")
-    lc = NodeLifecycle(api, grace=40, period=5, clock=lambda: now[0])
+    lc = NodeLifecycle(api, grace=40, period=5, clock=lambda: now[0], selector="lc-test=yes")
     assert at(200, "2026-01-01T00:00:36.000000Z") == []
     assert at(239, "2026-01-01T00:00:37.000000Z") == []
     assert any(c.startswith("lc-silent: Ready Unknown") for c in at(245, "2026-01-01T00:00:38.000000Z"))
