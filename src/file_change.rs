@@ -97,22 +97,21 @@ fn save_original(dir: &Path, target: &Target) -> Result<()> {
     } else {
         &target.real_path
     };
-    let attrs = fsio::FileAttrs::of(&target.real_path)?;
-    fsio::write_once(
-        &fsio::original_path(dir, named),
-        target.text.as_bytes(),
-        attrs,
-    )?;
-    Ok(())
+    write_original(dir, named, target.text.as_bytes(), &target.real_path)
 }
 
 /// Keep the file at `path` (as it is on disk now, symlinks followed) under `dir` unless an
 /// original is already kept there; for files a module replaces without editing their text (a
 /// certificate and its key). The content is never shown.
 pub fn keep_original(dir: &Path, path: &Path) -> Result<()> {
-    let content = fsio::read(path)?;
-    let attrs = fsio::FileAttrs::of(path)?;
-    fsio::write_once(&fsio::original_path(dir, path), &content, attrs)?;
+    write_original(dir, path, &fsio::read(path)?, path)
+}
+
+/// `content` as the original of `named` under `dir`, with the owner and mode of `real` (the file
+/// on disk), unless one is kept already.
+fn write_original(dir: &Path, named: &Path, content: &[u8], real: &Path) -> Result<()> {
+    let attrs = fsio::FileAttrs::of(real)?;
+    fsio::write_once(&fsio::original_path(dir, named), content, attrs)?;
     Ok(())
 }
 

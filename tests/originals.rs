@@ -45,25 +45,27 @@ fn each_writing_module_keeps_the_original_once() {
                "sans": [san], "original_dir": store, "backup": false})
     };
 
+    // The three modules' calls that move the files to the endpoint `host`.
+    let calls = |host: &str| {
+        [
+            ("kubeadm_config", kubeadm_opts(&format!("{host}:6443"))),
+            (
+                "kubeconfig_server",
+                admin_opts(&format!("https://{host}:6443")),
+            ),
+            ("apiserver_cert", cert_opts(host)),
+        ]
+    };
+
     // Check mode predicts the changes and keeps nothing: the store is not even created.
-    let vip = format!("{VIP}:6443");
-    let vip_url = format!("https://{VIP}:6443");
-    for (m, o) in [
-        ("kubeadm_config", kubeadm_opts(&vip)),
-        ("kubeconfig_server", admin_opts(&vip_url)),
-        ("apiserver_cert", cert_opts(VIP)),
-    ] {
+    for (m, o) in calls(VIP) {
         let r = run_module(m, o, Mode::CHECK).ok();
         assert!(r.changed(), "{m}: {}", r.stdout);
     }
     assert!(!store.exists(), "check mode created {}", store.display());
 
     // The real changes keep each original, byte for byte and with its mode.
-    for (m, o) in [
-        ("kubeadm_config", kubeadm_opts(&vip)),
-        ("kubeconfig_server", admin_opts(&vip_url)),
-        ("apiserver_cert", cert_opts(VIP)),
-    ] {
+    for (m, o) in calls(VIP) {
         let r = run_module(m, o, Mode::NORMAL).ok();
         assert!(r.changed(), "{m}: {}", r.stdout);
         assert_no_secrets(&r.stdout, &fx.secrets, m);
@@ -97,15 +99,7 @@ fn each_writing_module_keeps_the_original_once() {
     }
 
     // A later change of the same files keeps the first originals.
-    let lb = "lb.kubeha.test";
-    for (m, o) in [
-        ("kubeadm_config", kubeadm_opts(&format!("{lb}:6443"))),
-        (
-            "kubeconfig_server",
-            admin_opts(&format!("https://{lb}:6443")),
-        ),
-        ("apiserver_cert", cert_opts(lb)),
-    ] {
+    for (m, o) in calls("lb.kubeha.test") {
         let r = run_module(m, o, Mode::NORMAL).ok();
         assert!(r.changed(), "{m}: {}", r.stdout);
     }

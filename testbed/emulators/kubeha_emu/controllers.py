@@ -201,9 +201,9 @@ class NodeLifecycle:
             change = self.taint(node)
             if change:
                 changes.append("%s: %s" % (name, change))
-        for name in list(self.health):
-            if name not in {(n.get("metadata") or {}).get("name") for n in nodes.json.get("items") or []}:
-                del self.health[name]
+        present = {(n.get("metadata") or {}).get("name") for n in nodes.json.get("items") or []}
+        for name in set(self.health) - present:
+            del self.health[name]
         if changes and self.reporter:
             self.reporter.event("node-lifecycle", self.client.server, "; ".join(changes), force=True)
         return changes
