@@ -427,3 +427,153 @@ fn lb_survey_reports_the_presented_certificates() {
         "{msg}"
     );
 }
+
+/// `cluster_kubeconfig`: the cluster's objects naming a master, read through a real (emulated)
+/// apiserver with TLS verified: a Cilium-shaped DaemonSet's env (not fixed by kubeha), kube-proxy's
+/// ConfigMap (fixed by the conversion), Calico's kubernetes-services-endpoint; an object naming the
+/// endpoint is no pin. An API that cannot be read is a warning and `cluster_pin_scan_error`, never a
+/// failure; `cluster_kubeconfig` without `masters` is refused naming it.
+#[test]
+fn cluster_pins_are_read_through_the_api() {
+    let cluster = Cluster::start(1);
+    let port = cluster.apiservers[0].0;
+    let kubeconfig = cluster.admin_kubeconfig(port);
+    let kubeconfig_text = |server: &str| {
+        format!("apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: {server}\n  name: default\n")
+    };
+    let ns = "kubeha-pins-test";
+    let created = cluster.request(
+        "POST",
+        "/api/v1/namespaces",
+        Some(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})),
+    );
+    assert!(
+        created.status == 201 || created.status == 409,
+        "{}",
+        created.status
+    );
+    let env = |host: &str| json!([{"name": "KUBERNETES_SERVICE_HOST", "value": host}, {"name": "KUBERNETES_SERVICE_PORT", "value": "6443"}]);
+    let daemonset = |name: &str, host: &str| {
+        json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+               "metadata": {"name": name, "namespace": ns, "labels": {"k8s-app": name}},
+               "spec": {"selector": {"matchLabels": {"k8s-app": name}},
+                        "template": {"metadata": {"labels": {"k8s-app": name}},
+                                     "spec": {"containers": [{"name": "agent", "image": "x", "env": env(host)}]}}}})
+    };
+    let configmap = |name: &str, data: serde_json::Value| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns}, "data": data});
+    for (path, body) in [
+        (
+            "/apis/apps/v1/namespaces/kubeha-pins-test/daemonsets",
+            daemonset("cilium", "10.99.0.11"),
+        ),
+        (
+            "/apis/apps/v1/namespaces/kubeha-pins-test/daemonsets",
+            daemonset("on-the-vip", "10.99.0.10"),
+        ),
+        (
+            "/api/v1/namespaces/kubeha-pins-test/configmaps",
+            configmap(
+                "kubernetes-services-endpoint",
+                json!({"KUBERNETES_SERVICE_HOST": "10.99.0.12", "KUBERNETES_SERVICE_PORT": "6443"}),
+            ),
+        ),
+        (
+            "/api/v1/namespaces/kubeha-pins-test/configmaps",
+            configmap(
+                "addon",
+                json!({"kubeconfig": kubeconfig_text("https://10.99.0.11:6443")}),
+            ),
+        ),
+    ] {
+        let r = cluster.request("POST", path, Some(&body));
+        assert!(
+            r.status == 201 || r.status == 409,
+            "POST {path}: {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    let options = |kubeconfig: &std::path::Path| {
+        json!({
+            "host_root": cluster.dir(), "kube_config_dir": cluster.dir(),
+            "masters": ["m1=10.99.0.11", "m2=10.99.0.12"],
+            "endpoint": "10.99.0.10:6443",
+            "cluster_kubeconfig": kubeconfig,
+        })
+    };
+    let out = run_module(M, options(&kubeconfig), Mode::CHECK).ok();
+    assert!(!out.changed());
+    assert_returns_documented(M, &out.json);
+    // only this test's namespace: the shared apiserver may hold other tests' objects
+    let mine: Vec<(String, String, String, bool)> = out.json["cluster_pins"]
+        .as_array()
+        .expect("cluster_pins")
+        .iter()
+        .filter(|p| p["id"].as_str().unwrap_or("").contains(&format!("/{ns}/")))
+        .map(|p| {
+            (
+                p["id"].as_str().unwrap().to_string(),
+                p["value"].as_str().unwrap().to_string(),
+                p["master"].as_str().unwrap().to_string(),
+                p["fixed_by_kubeha"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let want = vec![
+        (
+            format!("DaemonSet/{ns}/cilium"),
+            "KUBERNETES_SERVICE_HOST=10.99.0.11".to_string(),
+            "m1".to_string(),
+            false,
+        ),
+        (
+            format!("ConfigMap/{ns}/addon"),
+            "server: https://10.99.0.11:6443".to_string(),
+            "m1".to_string(),
+            false,
+        ),
+        (
+            format!("ConfigMap/{ns}/kubernetes-services-endpoint"),
+            "KUBERNETES_SERVICE_HOST: 10.99.0.12".to_string(),
+            "m2".to_string(),
+            false,
+        ),
+    ];
+    assert_eq!(mine, want, "{}", out.stdout);
+    assert!(
+        out.json["cluster_pin_scan_objects"].as_u64().unwrap() >= 4,
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("BEGIN"),
+        "no key material: {}",
+        out.stdout
+    );
+
+    // An apiserver that does not answer: a warning and the reason, the module does not fail.
+    let dead = cluster.admin_kubeconfig(free_port());
+    let out = run_module(M, options(&dead), Mode::NORMAL).ok();
+    let error = out.json["cluster_pin_scan_error"]
+        .as_str()
+        .expect("error")
+        .to_string();
+    assert!(
+        error.contains("cannot connect") || error.contains("onnection refused"),
+        "{error}"
+    );
+    assert!(out.json.get("cluster_pins").is_none(), "{}", out.stdout);
+    assert_returns_documented(M, &out.json);
+
+    // Without masters there is nothing to look for: refused naming the option.
+    let msg = run_module(
+        M,
+        json!({"kube_config_dir": cluster.dir(), "cluster_kubeconfig": kubeconfig}),
+        Mode::NORMAL,
+    )
+    .fail_msg();
+    assert!(
+        msg.contains("`cluster_kubeconfig`") && msg.contains("masters"),
+        "{msg}"
+    );
+}

@@ -93,8 +93,12 @@ pub struct ScanPaths {
 /// One pin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pin {
-    /// `kubeconfig`, `etc_hosts`, `static_pod_flag`, `static_pod_env`.
+    /// On a host: `kubeconfig`, `etc_hosts`, `static_pod_flag`, `static_pod_env`; in the cluster
+    /// ([`crate::info::cluster_pins`]): `workload_env`, `workload_flag`, `configmap`.
     pub kind: &'static str,
+    /// What an operator names to accept it (`kubeha_accept_pins`): on a host the file's path (the
+    /// role prefixes the host), in the cluster `Kind/namespace/name`.
+    pub id: String,
     /// File, and inside it the cluster, line or container.
     pub location: String,
     /// The value as written (a server URL, a hosts line, a flag, an env value).
@@ -110,9 +114,17 @@ pub struct Pin {
 
 impl Pin {
     /// A pin kubeha does not fix (everything but the kubeconfigs it converts).
-    fn left(kind: &'static str, location: String, value: String, master: &str, fix: String) -> Pin {
+    pub fn left(
+        kind: &'static str,
+        id: String,
+        location: String,
+        value: String,
+        master: &str,
+        fix: String,
+    ) -> Pin {
         Pin {
             kind,
+            id,
             location,
             value,
             master: master.to_string(),
@@ -125,6 +137,7 @@ impl Pin {
     pub fn to_json(&self) -> Value {
         json!({
             "kind": self.kind,
+            "id": self.id,
             "location": self.location,
             "value": self.value,
             "master": self.master,
@@ -193,6 +206,14 @@ impl Context<'_> {
         self.paths.host_root.join(absolute.trim_start_matches('/'))
     }
 
+    /// `path` as the host names it (without `host_root`): a pin's id.
+    fn host_path(&self, path: &Path) -> String {
+        match path.strip_prefix(&self.paths.host_root) {
+            Ok(rest) => format!("/{}", rest.display()),
+            Err(_) => path.display().to_string(),
+        }
+    }
+
     /// Every kubeconfig to look at, each real file once.
     fn kubeconfig_files(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = KUBEHA_KUBECONFIGS
@@ -257,6 +278,7 @@ impl Context<'_> {
             };
             out.pins.push(Pin {
                 kind: "kubeconfig",
+                id: self.host_path(path),
                 location: format!("{} cluster {:?}", path.display(), cluster.name),
                 value: cluster.server.clone(),
                 master: master.to_string(),
@@ -293,6 +315,7 @@ impl Context<'_> {
             if let Some(master) = self.masters.which(&host) {
                 out.pins.push(Pin::left(
                     "etc_hosts",
+                    self.host_path(&path),
                     format!("{} line {}", path.display(), number + 1),
                     line.trim().to_string(),
                     master,
@@ -359,6 +382,7 @@ impl Context<'_> {
                 if let Some(master) = self.masters.which(&url.host) {
                     out.pins.push(Pin::left(
                         "static_pod_flag",
+                        self.host_path(path),
                         location.clone(),
                         format!("{flag}={value}"),
                         master,
@@ -385,6 +409,7 @@ impl Context<'_> {
             if let Some(master) = self.masters.which(&host) {
                 out.pins.push(Pin::left(
                     "static_pod_env",
+                    self.host_path(path),
                     location.clone(),
                     format!("KUBERNETES_SERVICE_HOST={value}"),
                     master,
@@ -617,6 +642,22 @@ mod tests {
             ),
         ];
         assert_eq!(got, want);
+        // Ids are the paths as the host names them (what kubeha_accept_pins names, with the host).
+        let ids: Vec<&str> = s.pins.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "/etc/kubernetes/admin.conf",
+                "/etc/kubernetes/scheduler.conf",
+                "/root/.kube/config",
+                "/home/ops/.kube/config",
+                "/controller/artifacts/admin.conf",
+                "/etc/kube-router/kubeconfig",
+                "/etc/hosts",
+                "/etc/kubernetes/manifests/kube-vip.yaml",
+                "/etc/kubernetes/manifests/kube-vip.yaml",
+            ]
+        );
         // Seven kubeconfigs (kubelet.conf names the VIP: no pin; the /etc walk finds the ones in
         // /etc/kubernetes again, each is read once), /etc/hosts, one manifest.
         assert_eq!(s.files, 9, "{:?}", s.warnings);

@@ -1,17 +1,20 @@
 //! `kubeha.control_plane.control_plane_info`: read-only facts of a control-plane host (kubeconfig
 //! servers, kubeadm config, apiserver certificate, static pods, local proxy, etcd mode), gathered
 //! by [`crate::info`], and with `masters` the pins: every place that names a master where the
-//! endpoint belongs ([`crate::info::pins`]); with `disk_paths` the room for kubeha's copies
+//! endpoint belongs ([`crate::info::pins`]), and with `cluster_kubeconfig` too the cluster's
+//! objects that do ([`crate::info::cluster_pins`], through the API); with `disk_paths` the room for kubeha's copies
 //! ([`crate::info::disk`]); with `lb_survey_connections` / `lb_survey_backends` the certificates
 //! presented through the endpoint and by each master directly ([`crate::info::lb_survey`]).
 //! Always `changed: false`. Docs: the sidecar `control_plane_info.yml`.
 
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
+use crate::info::cluster_pins;
 use crate::info::disk;
 use crate::info::lb_survey::{self, Backend, Survey};
 use crate::info::pins::{self, Masters, Pin, ScanPaths};
 use crate::info::{gather, InfoOptions};
+use crate::kubeapi::client::ApiServer;
 use crate::options::{Default, Kind, ModuleSpec, OptionSpec, Options};
 use crate::protocol::{Module, ModuleOutput};
 use serde_json::{Map, Value};
@@ -31,7 +34,12 @@ struct PinScan {
     masters: Masters,
     this_host: Masters,
     extra_kubeconfigs: Vec<std::path::PathBuf>,
+    /// Also scan the cluster's objects through the API with this kubeconfig.
+    cluster_kubeconfig: Option<std::path::PathBuf>,
 }
+
+/// How long one API request of the cluster scan may take.
+const CLUSTER_SCAN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// The facts, and one warning per unreadable or odd file.
 pub struct Facts {
@@ -82,6 +90,11 @@ impl Module for ControlPlaneInfo {
                 "More kubeconfigs to scan, such as kubespray's C(artifacts/admin.conf) on the controller.",
             )
             .default(Default::EmptyList),
+            OptionSpec::new(
+                "cluster_kubeconfig",
+                Kind::Path,
+                "With O(masters), also scan the cluster through the API with this kubeconfig (a cluster admin's, TLS verified against its CA): DaemonSets, Deployments and StatefulSets whose pod template names a master (C(KUBERNETES_SERVICE_HOST), an https URL in the env, C(--master)/C(--server)), and ConfigMaps that do (kube-proxy, kubeadm-config, cluster-info, Calico's C(kubernetes-services-endpoint), Cilium's C(k8s-api-server-urls), any kubeconfig). Reported under RV(cluster_pins); a failed read is a warning and RV(cluster_pin_scan_error). Run it on one host.",
+            ),
             OptionSpec::new(
                 "disk_paths",
                 Kind::StrList,
@@ -154,6 +167,12 @@ impl Module for ControlPlaneInfo {
                 tls,
             }
         });
+        if masters.is_empty() && o.opt_path("cluster_kubeconfig")?.is_some() {
+            return Err(Error::option(
+                "cluster_kubeconfig",
+                "is only read with masters: give the masters' addresses the scan looks for",
+            ));
+        }
         let pin_scan = match (masters.is_empty(), endpoint) {
             (true, _) => None,
             (false, None) => {
@@ -171,6 +190,7 @@ impl Module for ControlPlaneInfo {
                     .into_iter()
                     .map(std::path::PathBuf::from)
                     .collect(),
+                cluster_kubeconfig: o.opt_path("cluster_kubeconfig")?,
             }),
         };
         let disk_paths: Vec<std::path::PathBuf> = o
@@ -212,6 +232,26 @@ impl Module for ControlPlaneInfo {
             );
             fields.insert("pin_scan_files".into(), Value::from(scan.files));
             warnings.extend(scan.warnings);
+            if let Some(kubeconfig) = &p.cluster_kubeconfig {
+                let read = ApiServer::from_kubeconfig(kubeconfig, None, CLUSTER_SCAN_TIMEOUT)
+                    .and_then(|api| cluster_pins::read(&api));
+                match read {
+                    Ok((objects, read_warnings)) => {
+                        let scan = cluster_pins::scan(&objects, &p.masters, &p.endpoint);
+                        fields.insert(
+                            "cluster_pins".into(),
+                            Value::Array(scan.pins.iter().map(Pin::to_json).collect()),
+                        );
+                        fields.insert("cluster_pin_scan_objects".into(), Value::from(scan.files));
+                        warnings.extend(read_warnings);
+                    }
+                    Err(e) => {
+                        let text = format!("cluster pin scan: {e}");
+                        warnings.push(text.clone());
+                        fields.insert("cluster_pin_scan_error".into(), Value::from(text));
+                    }
+                }
+            }
         }
         if !self.disk_paths.is_empty() {
             let mut space = serde_json::Map::new();
