@@ -93,7 +93,7 @@ impl Module for ControlPlaneInfo {
             OptionSpec::new(
                 "cluster_kubeconfig",
                 Kind::Path,
-                "With O(masters), also scan the cluster through the API with this kubeconfig (a cluster admin's, TLS verified against its CA): DaemonSets, Deployments and StatefulSets whose pod template names a master (C(KUBERNETES_SERVICE_HOST), an https URL in the env, C(--master)/C(--server)), and ConfigMaps that do (kube-proxy, kubeadm-config, cluster-info, Calico's C(kubernetes-services-endpoint), Cilium's C(k8s-api-server-urls), any kubeconfig). Reported under RV(cluster_pins); a failed read is a warning and RV(cluster_pin_scan_error). Run it on one host.",
+                "With O(masters), also scan the cluster through the API with this kubeconfig (a cluster admin's, TLS verified against its CA) - DaemonSets, Deployments and StatefulSets whose pod template names a master (C(KUBERNETES_SERVICE_HOST), an https URL in the env, C(--master)/C(--server)), and ConfigMaps that do (kube-proxy, kubeadm-config, cluster-info, Calico's C(kubernetes-services-endpoint), Cilium's C(k8s-api-server-urls), any kubeconfig). Reported under RV(cluster_pins); a failed read is a warning and RV(cluster_pin_scan_error). Run it on one host.",
             ),
             OptionSpec::new(
                 "disk_paths",
