@@ -23,7 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 
-MODULES=(control_plane_info kubeadm_config apiserver_cert kubeconfig_server component_restart cluster_configmaps ha_verify)
+MODULES=(control_plane_info kubeadm_config apiserver_cert kubeconfig_server component_restart cluster_configmaps cluster_workloads ha_verify)
 ARCH=${1:-x86_64}
 case $ARCH in
     x86_64) flavour=bullseye hash_field=4

@@ -27,6 +27,8 @@ fn required_options(module: &str) -> Value {
         "component_restart" => json!({"name": "kube-scheduler"}),
         // control_plane_endpoint: required only with state=endpoint (the default), checked by the module
         "cluster_configmaps" => json!({}),
+        // masters and control_plane_endpoint: required only with state=endpoint (the default)
+        "cluster_workloads" => json!({"workloads": ["DaemonSet/kube-system/cilium"]}),
         "ha_verify" => json!({"endpoint": "10.0.0.10:6443"}),
         other => panic!("no required options known for {other}"),
     }
@@ -78,7 +80,7 @@ fn sidecars_match_the_declared_option_specs_field_by_field() {
         fields += check_options(module, spec.options, &documented_options(module));
     }
     assert_eq!(
-        fields, 70,
+        fields, 78,
         "options checked, suboptions included (a new option changes this count on purpose)"
     );
 }
@@ -285,8 +287,8 @@ fn choices_are_the_documented_ones() {
         }
     }
     assert_eq!(
-        seen, 4,
-        "options with choices: component_restart name, apiserver_cert regenerate, ha_verify drill, cluster_configmaps state"
+        seen, 5,
+        "options with choices: component_restart name, apiserver_cert regenerate, ha_verify drill, cluster_configmaps state, cluster_workloads state"
     );
 }
 

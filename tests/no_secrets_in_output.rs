@@ -170,6 +170,17 @@ fn no_module_output_contains_key_material() {
         json!({"kubeconfig": broken_b64, "control_plane_endpoint": format!("{VIP}:6443")}),
         Mode::DIFF,
     );
+    for (kubeconfig, mode) in [
+        (kube.join("admin.conf"), Mode::CHECK_DIFF),
+        (broken_b64.clone(), Mode::DIFF),
+    ] {
+        check(
+            &fx,
+            "cluster_workloads",
+            json!({"kubeconfig": kubeconfig, "workloads": ["DaemonSet/kube-system/cilium"], "masters": ["10.0.0.11"], "control_plane_endpoint": format!("{VIP}:6443"), "timeout": 2}),
+            mode,
+        );
+    }
     check(
         &fx,
         "ha_verify",
@@ -190,7 +201,12 @@ fn no_module_output_contains_key_material() {
     for module in MODULES {
         let (ok, failed, diff) = coverage.get(module).copied().unwrap_or_default();
         assert!(failed > 0 && diff > 0, "{module}: {coverage:?}");
-        let needs_live_peer = ["component_restart", "cluster_configmaps", "ha_verify"];
+        let needs_live_peer = [
+            "component_restart",
+            "cluster_configmaps",
+            "cluster_workloads",
+            "ha_verify",
+        ];
         assert!(
             ok > 0 || needs_live_peer.contains(&module),
             "{module}: no successful run scanned: {coverage:?}"

@@ -7,3 +7,4 @@ pub mod client;
 pub mod configmap;
 pub mod node;
 pub mod pods;
+pub mod workload;

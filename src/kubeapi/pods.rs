@@ -20,7 +20,7 @@ pub struct Pod {
 }
 
 /// Percent-encoding of a query value: everything but RFC 3986's unreserved characters.
-fn query_value(text: &str) -> String {
+pub fn query_value(text: &str) -> String {
     let mut out = String::new();
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -49,7 +49,7 @@ pub fn on_node(t: &dyn Transport, namespace: &str, selector: &str, node: &str) -
     Ok(items.iter().map(pod_of).collect())
 }
 
-fn pod_of(item: &Value) -> Pod {
+pub fn pod_of(item: &Value) -> Pod {
     let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
     Pod {
         name: text(&item["metadata"]["name"]),

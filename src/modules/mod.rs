@@ -1,4 +1,4 @@
-//! The seven Ansible modules, one file each, all of one shape ([`crate::protocol::Module`]): the
+//! The eight Ansible modules, one file each, all of one shape ([`crate::protocol::Module`]): the
 //! declared option spec, `from_options`, a `plan` that only reads, `apply`, `report`. Each binary
 //! in `src/bin/` is one call of [`crate::protocol::main`] with its module type.
 //!
@@ -10,10 +10,12 @@
 //! | [`kubeconfig_server`] | the `server:` of one cluster of a kubeconfig |
 //! | [`component_restart`] | restarting one control-plane component and waiting for its health |
 //! | [`cluster_configmaps`] | kube-proxy, kubeadm-config and cluster-info ConfigMaps through the API |
+//! | [`cluster_workloads`] | workloads' pod-template env naming a master (a CNI's agents), and their rollout |
 //! | [`ha_verify`] | proving the endpoint serves the API, and the local-apiserver drill |
 
 pub mod apiserver_cert;
 pub mod cluster_configmaps;
+pub mod cluster_workloads;
 pub mod component_restart;
 pub mod control_plane_info;
 pub mod ha_verify;
@@ -24,9 +26,10 @@ use crate::options::ModuleSpec;
 use crate::protocol::Module;
 
 /// Every module's spec, for the documentation checks.
-pub const SPECS: [&ModuleSpec; 7] = [
+pub const SPECS: [&ModuleSpec; 8] = [
     apiserver_cert::ApiserverCert::SPEC,
     cluster_configmaps::ClusterConfigmaps::SPEC,
+    cluster_workloads::ClusterWorkloads::SPEC,
     component_restart::ComponentRestart::SPEC,
     control_plane_info::ControlPlaneInfo::SPEC,
     ha_verify::HaVerify::SPEC,

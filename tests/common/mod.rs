@@ -172,13 +172,14 @@ pub fn run_module_raw(name: &str, args_text: &str) -> Outcome {
 }
 
 /// The module names of the collection (one binary and one sidecar each).
-pub const MODULES: [&str; 7] = [
+pub const MODULES: [&str; 8] = [
     "control_plane_info",
     "kubeadm_config",
     "apiserver_cert",
     "kubeconfig_server",
     "component_restart",
     "cluster_configmaps",
+    "cluster_workloads",
     "ha_verify",
 ];
 
