@@ -80,6 +80,27 @@ pub fn read(t: &dyn Transport) -> Result<(ClusterObjects, Vec<String>)> {
     Ok((objects, warnings))
 }
 
+/// The CNI agent DaemonSets kubeha recognises, by name: (CNI, DaemonSet name).
+const CNI_AGENTS: [(&str, &str); 5] = [
+    ("cilium", "cilium"),
+    ("calico", "calico-node"),
+    ("flannel", "kube-flannel-ds"),
+    ("kube-router", "kube-router"),
+    ("weave", "weave-net"),
+];
+
+/// The CNI whose agent DaemonSet runs in the cluster, and that DaemonSet's id, if kubeha
+/// recognises one (what `kubeha_cni` is checked against).
+pub fn detect_cni(objects: &ClusterObjects) -> Option<(&'static str, String)> {
+    CNI_AGENTS.iter().find_map(|(cni, agent)| {
+        objects.workloads.iter().find_map(|(kind, object)| {
+            let (namespace, name) = name_of(object);
+            (*kind == "DaemonSet" && name == *agent)
+                .then(|| (*cni, format!("DaemonSet/{namespace}/{name}")))
+        })
+    })
+}
+
 /// Judge the objects: every place naming one of `masters` where `endpoint` belongs.
 pub fn scan(objects: &ClusterObjects, masters: &Masters, endpoint: &Endpoint) -> Scan {
     let mut out = Scan::default();
@@ -524,6 +545,26 @@ mod tests {
         assert!(!text.contains("QUJD"), "{text}");
         // 5 workloads, 6 ConfigMaps with a key the scan reads (not the one without data).
         assert_eq!(s.files, 11);
+    }
+
+    #[test]
+    fn the_cni_is_recognised_by_its_agent_daemonset() {
+        assert_eq!(
+            detect_cni(&objects()),
+            Some(("cilium", "DaemonSet/kube-system/cilium".to_string()))
+        );
+        let calico = ClusterObjects {
+            workloads: vec![(
+                "DaemonSet",
+                json!({"metadata": {"namespace": "calico-system", "name": "calico-node"}}),
+            )],
+            configmaps: vec![],
+        };
+        assert_eq!(
+            detect_cni(&calico),
+            Some(("calico", "DaemonSet/calico-system/calico-node".to_string()))
+        );
+        assert_eq!(detect_cni(&ClusterObjects::default()), None);
     }
 
     #[test]

@@ -105,6 +105,8 @@ pub struct Pin {
     pub value: String,
     /// The master it names, as given in `masters`.
     pub master: String,
+    /// In a kubeconfig: the cluster (by name) whose server it is.
+    pub cluster: Option<String>,
     pub fixed_by_kubeha: bool,
     /// On that very master, the endpoint policy points this file at it on purpose.
     pub local_by_design: bool,
@@ -128,6 +130,7 @@ impl Pin {
             location,
             value,
             master: master.to_string(),
+            cluster: None,
             fixed_by_kubeha: false,
             local_by_design: false,
             fix,
@@ -135,7 +138,7 @@ impl Pin {
     }
 
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut out = json!({
             "kind": self.kind,
             "id": self.id,
             "location": self.location,
@@ -144,7 +147,11 @@ impl Pin {
             "fixed_by_kubeha": self.fixed_by_kubeha,
             "local_by_design": self.local_by_design,
             "fix": self.fix,
-        })
+        });
+        if let Some(cluster) = &self.cluster {
+            out["cluster"] = json!(cluster);
+        }
+        out
     }
 }
 
@@ -282,6 +289,7 @@ impl Context<'_> {
                 location: format!("{} cluster {:?}", path.display(), cluster.name),
                 value: cluster.server.clone(),
                 master: master.to_string(),
+                cluster: Some(cluster.name.clone()),
                 fixed_by_kubeha: fixed,
                 local_by_design,
                 fix,
@@ -642,6 +650,8 @@ mod tests {
             ),
         ];
         assert_eq!(got, want);
+        assert_eq!(s.pins[3].cluster.as_deref(), Some("kubernetes"));
+        assert_eq!(s.pins[6].cluster, None, "a hosts line has no cluster");
         // Ids are the paths as the host names them (what kubeha_accept_pins names, with the host).
         let ids: Vec<&str> = s.pins.iter().map(|p| p.id.as_str()).collect();
         assert_eq!(

@@ -243,6 +243,9 @@ impl Module for ControlPlaneInfo {
                             Value::Array(scan.pins.iter().map(Pin::to_json).collect()),
                         );
                         fields.insert("cluster_pin_scan_objects".into(), Value::from(scan.files));
+                        let cni = cluster_pins::detect_cni(&objects)
+                            .map(|(name, id)| serde_json::json!({"name": name, "agent": id}));
+                        fields.insert("cluster_cni".into(), cni.unwrap_or(Value::Null));
                         warnings.extend(read_warnings);
                     }
                     Err(e) => {
