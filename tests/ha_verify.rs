@@ -451,3 +451,128 @@ fn wait_repeats_the_checks_until_the_apiserver_is_back() {
         out.json
     );
 }
+
+/// `join_discovery`: what `kubeadm join --token abcdef.0123456789abcdef
+/// --discovery-token-ca-cert-hash sha256:...` would learn through the endpoint. A cluster-info
+/// signed for its current kubeconfig and naming the endpoint passes (the CA pin reported as
+/// kubeadm wants it); a kubeconfig changed after its signature, or naming another server, fails
+/// naming why; with no signing token it passes with a warning. The token secret is never printed.
+#[test]
+fn join_discovery_checks_cluster_info_as_kubeadm_join_would() {
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::sign::Signer;
+    let c = Cluster::start(1);
+    let port = c.apiservers[0].0;
+    let kubeconfig = c.admin_kubeconfig(port);
+    let b64url = |d: &[u8]| {
+        openssl::base64::encode_block(d)
+            .trim_end_matches('=')
+            .replace('+', "-")
+            .replace('/', "_")
+    };
+    let sign = |content: &str| {
+        let header = b64url(br#"{"alg":"HS256","kid":"abcdef"}"#);
+        let input = format!("{header}.{}", b64url(content.as_bytes()));
+        let key = PKey::hmac(b"0123456789abcdef").unwrap();
+        let mut s = Signer::new(MessageDigest::sha256(), &key).unwrap();
+        format!(
+            "{header}..{}",
+            b64url(&s.sign_oneshot_to_vec(input.as_bytes()).unwrap())
+        )
+    };
+    let ca = openssl::x509::X509::from_pem(&fs::read(c.path("ca.crt")).unwrap()).unwrap();
+    let ca_b64 = openssl::base64::encode_block(&ca.to_pem().unwrap());
+    let pin = format!(
+        "sha256:{}",
+        openssl::sha::sha256(&ca.public_key().unwrap().public_key_to_der().unwrap())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let info_text = |server: &str| {
+        format!("apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: {ca_b64}\n    server: {server}\n  name: \"\"\ncontexts: null\ncurrent-context: \"\"\nkind: Config\npreferences: {{}}\nusers: null\n")
+    };
+    let path = "/api/v1/namespaces/kube-public/configmaps/cluster-info";
+    let put_info = |data: Value| {
+        let mut cm: Value = serde_json::from_slice(&c.request("GET", path, None).body).unwrap();
+        cm["data"] = data;
+        let r = c.request("PUT", path, Some(&cm));
+        assert_eq!(r.status, 200, "{}", r.text());
+    };
+    let b64 = |s: &str| openssl::base64::encode_block(s.as_bytes());
+    let token = json!({"apiVersion": "v1", "kind": "Secret", "type": "bootstrap.kubernetes.io/token",
+        "metadata": {"name": "bootstrap-token-abcdef", "namespace": "kube-system"},
+        "data": {"token-id": b64("abcdef"), "token-secret": b64("0123456789abcdef"),
+                 "usage-bootstrap-signing": b64("true"), "usage-bootstrap-authentication": b64("true")}});
+    let r = c.request(
+        "POST",
+        "/api/v1/namespaces/kube-system/secrets",
+        Some(&token),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let endpoint = format!("127.0.0.1:{port}");
+    let opts = json!({"endpoint": endpoint, "ca_cert_path": c.path("ca.crt"), "kubeconfig": kubeconfig,
+        "manifests_dir": c.path("m"), "drill_park_dir": c.path("p"), "join_discovery": true, "timeout": 5});
+
+    // Signed for its current kubeconfig, naming the endpoint: a join would go there.
+    let good = info_text(&format!("https://{endpoint}"));
+    put_info(json!({"kubeconfig": good, "jws-kubeconfig-abcdef": sign(&good)}));
+    let out = run_module("ha_verify", opts.clone(), Mode::NORMAL).ok();
+    assert_eq!(
+        out.json["join_discovery"],
+        json!({"server": format!("https://{endpoint}"), "ca_cert_hash": pin, "signed_with": ["abcdef"]})
+    );
+    assert!(
+        !out.stdout.contains("0123456789abcdef"),
+        "the token secret was printed: {}",
+        out.stdout
+    );
+    common::assert_returns_documented("ha_verify", &out.json);
+
+    // The kubeconfig changed after it was signed (the bootstrap signer did not renew it).
+    let stale = info_text(&format!("https://{endpoint}/"));
+    put_info(json!({"kubeconfig": stale, "jws-kubeconfig-abcdef": sign(&good)}));
+    let started = Instant::now();
+    let mut waiting = opts.clone();
+    waiting["wait"] = json!(3);
+    let msg = run_module("ha_verify", waiting, Mode::NORMAL).fail_msg();
+    assert!(
+        msg.contains("jws-kubeconfig-abcdef")
+            && msg.contains("not renewed after the kubeconfig changed"),
+        "{msg}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "retried while `wait` lasts (the signer may catch up)"
+    );
+    assert!(!msg.contains("0123456789abcdef"), "{msg}");
+
+    // Correctly signed, but naming master 1: a node joining now would be pinned to it.
+    let pinned = info_text("https://172.30.0.11:6443");
+    put_info(json!({"kubeconfig": pinned, "jws-kubeconfig-abcdef": sign(&pinned)}));
+    let msg = run_module("ha_verify", opts.clone(), Mode::NORMAL).fail_msg();
+    assert!(
+        msg.contains("cluster-info names https://172.30.0.11:6443 where the endpoint"),
+        "{msg}"
+    );
+
+    // No signing token left (they expire): the server and CA still checked, a warning says so.
+    assert_eq!(
+        c.request(
+            "DELETE",
+            "/api/v1/namespaces/kube-system/secrets/bootstrap-token-abcdef",
+            None
+        )
+        .status,
+        200
+    );
+    put_info(json!({"kubeconfig": good}));
+    let out = run_module("ha_verify", opts, Mode::NORMAL).ok();
+    assert_eq!(out.json["join_discovery"]["signed_with"], json!([]));
+    assert!(
+        out.stdout.contains("no bootstrap token signs it now"),
+        "{}",
+        out.stdout
+    );
+}

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod configmap;
+pub mod discovery;
 pub mod node;
 pub mod pods;
 pub mod workload;

@@ -6,13 +6,18 @@
 //! apiserver back and waits until it is ready. With `served_cert_path` the endpoint must also
 //! present exactly that certificate (the one on disk, after a reissue); with `wait` the checks are
 //! repeated inside this one call until they pass, so a readiness wait costs one remote command
-//! instead of one per retry. Docs: the sidecar `ha_verify.yml`.
+//! instead of one per retry. With `join_discovery` it then runs the discovery `kubeadm join`
+//! performs through the endpoint ([`discovery`]): cluster-info read anonymously, its signature
+//! checked with every signing bootstrap token, its CA checked against the cluster CA's pin, its
+//! server the endpoint. Docs: the sidecar `ha_verify.yml`.
 
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::host::health::{self, Component, HealthTarget, HealthUrl};
 use crate::host::park::{self, ParkPaths, Parked};
 use crate::host::process;
+use crate::kubeapi::client::ApiServer;
+use crate::kubeapi::discovery::{self, Discovered};
 use crate::kubeconfig::Kubeconfig;
 use crate::net::http::{self, Request, Response};
 use crate::net::tls::{self, ca_certs_from_file, ClientIdentity, TlsConfig};
@@ -52,6 +57,7 @@ pub struct HaVerify {
     pub local_health_url: Option<HealthUrl>,
     pub wait: Duration,
     pub served_cert_path: Option<PathBuf>,
+    pub join_discovery: bool,
 }
 
 /// What must be repaired before checking: a manifest an interrupted drill left parked.
@@ -67,6 +73,8 @@ pub struct Verified {
     drill: Option<DrillOutcome>,
     /// How long the checks took to pass.
     waited: Waited,
+    /// What a joining node learns, with `join_discovery`.
+    discovered: Option<Discovered>,
 }
 
 /// Tries of the checks until they passed.
@@ -152,6 +160,12 @@ impl Module for HaVerify {
                 Kind::Path,
                 "PEM certificate the endpoint must present as its serving certificate (compared byte for byte).",
             ),
+            OptionSpec::new(
+                "join_discovery",
+                Kind::Bool,
+                "Also run the discovery C(kubeadm join) performs through the endpoint - cluster-info read anonymously, its signature checked with every signing bootstrap token, its CA against the cluster CA's pin, its server the endpoint (retried while O(wait) lasts).",
+            )
+            .default(Default::Bool(false)),
         ],
     };
     type Plan = Plan;
@@ -190,6 +204,7 @@ impl Module for HaVerify {
             local_health_url,
             wait: Duration::from_secs(o.int("wait")? as u64),
             served_cert_path: o.opt_path("served_cert_path")?,
+            join_discovery: o.bool("join_discovery")?,
         })
     }
 
@@ -208,6 +223,11 @@ impl Module for HaVerify {
         let probe = Prober::new(self)?;
         let expected = self.expected_certificate()?;
         let waited = self.until_serving(&probe, expected.as_ref())?;
+        let discovered = if self.join_discovery {
+            Some(self.join_discovery(&probe)?)
+        } else {
+            None
+        };
         let drill = if self.drill == Drill::None || check_mode {
             None
         } else {
@@ -217,6 +237,7 @@ impl Module for HaVerify {
             leftover,
             drill,
             waited,
+            discovered,
         })
     }
 
@@ -242,6 +263,18 @@ impl Module for HaVerify {
         out.set("waited_seconds", (waited.seconds * 10.0).round() / 10.0);
         if let Some(fp) = &waited.served_sha256 {
             out.set("served_cert_sha256", fp.clone());
+        }
+        if let Some(d) = &verified.discovered {
+            out.set(
+                "join_discovery",
+                json!({"server": d.server, "ca_cert_hash": d.ca_cert_hash, "signed_with": d.signed_with}),
+            );
+            if d.signed_with.is_empty() {
+                out.warnings.push(format!(
+                    "join discovery: cluster-info names {} and carries the cluster CA, but no bootstrap token signs it now (they expire, 24 h by default): create one for the next join (kubeadm token create) and the bootstrap signer signs the current cluster-info",
+                    d.server
+                ));
+            }
         }
         let Some(d) = verified.drill else {
             out.msg = format!(
@@ -288,6 +321,33 @@ impl Module for HaVerify {
 const LOCAL_HEALTH_URL_DOC: &str = "Override of the local apiserver's C(/readyz) URL; its port also picks the local process when several run.";
 
 impl HaVerify {
+    /// The join discovery through the endpoint, retried while `wait` lasts (the bootstrap signer
+    /// re-signs cluster-info within seconds of a change); the error is the last try's.
+    fn join_discovery(&self, probe: &Prober) -> Result<Discovered> {
+        let ca = ca_certs_from_file(&self.ca_cert_path)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::content(&self.ca_cert_path, "holds no certificate"))?;
+        let transport = |tls: &TlsConfig| ApiServer {
+            host: probe.host.clone(),
+            port: probe.port,
+            prefix: String::new(),
+            tls: tls.clone(),
+            timeout: probe.timeout,
+        };
+        let (anonymous, admin) = (transport(&probe.anonymous), transport(&probe.authenticated));
+        let deadline = Instant::now() + self.wait;
+        loop {
+            match discovery::discover(&anonymous, &admin, &self.endpoint, &ca) {
+                Ok(d) => return Ok(d),
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(discovery::error(&self.endpoint, e))
+                }
+                Err(_) => std::thread::sleep(WAIT_POLL),
+            }
+        }
+    }
+
     /// The certificate named by `served_cert_path`, read once for every try.
     fn expected_certificate(&self) -> Result<Option<ExpectedCert>> {
         let Some(path) = &self.served_cert_path else {

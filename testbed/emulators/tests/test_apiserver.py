@@ -39,6 +39,22 @@ def test_anonymous_health_ok_and_api_unauthorized(apiserver):
     assert status == 401
 
 
+def test_anonymous_may_read_cluster_info_only(apiserver):
+    """kubeadm's Role kube-public/kubeadm:bootstrap-signer-clusterinfo: system:anonymous may get
+    cluster-info (joining nodes read it without credentials), nothing else in kube-public."""
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cluster-info", "namespace": "kube-public"},
+          "data": {"kubeconfig": "apiVersion: v1\nkind: Config\n"}}
+    created = apiserver.request("POST", "/api/v1/namespaces/kube-public/configmaps", cm)[0]
+    assert created in (201, 409)
+    path = "/api/v1/namespaces/kube-public/configmaps/cluster-info"
+    status, _, body = apiserver.request("GET", path, client_cert=False)
+    assert status == 200 and body["metadata"]["name"] == "cluster-info"
+    assert apiserver.request("PUT", path, body, client_cert=False)[0] == 401
+    assert apiserver.request("DELETE", path, client_cert=False)[0] == 401
+    assert apiserver.request("GET", "/api/v1/namespaces/kube-public/configmaps", client_cert=False)[0] == 401
+    assert apiserver.request("GET", path + "x", client_cert=False)[0] == 401
+
+
 def test_client_cert_auth_and_identity_logged_once(apiserver):
     status, _, body = apiserver.request("GET", "/api/v1/namespaces")
     assert status == 200
@@ -303,7 +319,7 @@ def test_discovery(apiserver):
     assert "coordination.k8s.io/v1" in [v["groupVersion"] for g in groups["groups"] for v in g["versions"]]
     _, _, coord = apiserver.request("GET", "/apis/coordination.k8s.io/v1")
     assert [r["name"] for r in coord["resources"]] == ["leases"] and coord["resources"][0]["kind"] == "Lease"
-    assert apiserver.request("GET", "/apis/apps/v1")[0] == 404
+    assert apiserver.request("GET", "/apis/batch/v1")[0] == 404     # a group the emulator does not serve
 
 
 def test_tables(apiserver, ns):

@@ -1,13 +1,17 @@
 """Authentication: client certificates (verified by the TLS layer against --client-ca-file; user =
 CN, groups = O) and static bearer tokens from --token-auth-file (CSV `token,user,uid,"g1,g2"`).
 There is no authorization: every authenticated user may do everything (no RBAC), and anonymous
-callers may only reach the health and version endpoints."""
+callers may only reach the health and version endpoints and GET kube-public/cluster-info, as
+kubeadm's RBAC grants (Role kube-public/kubeadm:bootstrap-signer-clusterinfo, bound to
+system:anonymous, cmd/kubeadm/app/phases/bootstraptoken/clusterinfo: joining nodes read it
+without credentials)."""
 
 import csv
 import os
 import threading
 
 ANONYMOUS_PATHS = ("/livez", "/readyz", "/healthz", "/version")
+CLUSTER_INFO = "/api/v1/namespaces/kube-public/configmaps/cluster-info"
 
 
 class User:
@@ -27,7 +31,9 @@ class User:
 ANONYMOUS = User("system:anonymous", ["system:unauthenticated"], "anonymous")
 
 
-def anonymous_allowed(path):
+def anonymous_allowed(path, method="GET"):
+    if path == CLUSTER_INFO:
+        return method == "GET"
     return any(path == p or path.startswith(p + "/") for p in ANONYMOUS_PATHS)
 
 

@@ -292,7 +292,7 @@ class Handler(BaseHTTPRequestHandler):
         self.query = {k: v[-1] for k, v in query.items()}
         try:
             user = self.authenticate()
-            if user is None or (user is auth.ANONYMOUS and not auth.anonymous_allowed(path)):
+            if user is None or (user is auth.ANONYMOUS and not auth.anonymous_allowed(path, method)):
                 if method in ("POST", "PUT", "PATCH", "DELETE"):
                     self.read_body()
                 raise errors.unauthorized()
