@@ -22,6 +22,7 @@ from; a bed started from the snapshot must pass the same checks with the same re
   bed.py snapshot LAYOUT KEY HEALTH.json  stop the bed, commit each node, remove the containers
   bed.py health LAYOUT [--wait S] [--out F]  wait until the bed is healthy, print the report
   bed.py compare LAYOUT KEY HEALTH.json    the report equals the one the snapshot was taken with
+  bed.py artifacts LAYOUT                  kubespray's <inventory>/artifacts/admin.conf on this machine
   bed.py images [--layout L]               list the snapshot images (tag per line)
 """
 
@@ -40,6 +41,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SSH_DIR = os.path.join(REPO, ".cache", "bed", "ssh")
 LOGIN_USER = "kubeha"
 SNAPSHOT_REPOSITORY = "kubeha-bed"
+# kubespray's artifacts_dir ({{ inventory_dir }}/artifacts) for the bed's inventories; git-ignored,
+# rewritten at every bring-up, and not part of the snapshot key
+ARTIFACTS_DIR = os.path.join("testbed", "inventory", "artifacts")
 # what shapes an installed bed, besides the node image (whose own recipe hash is part of the key) and
 # the scenario's molecule.yml (hosts, addresses, container options). This script and up.sh only
 # orchestrate: the committed images hold what the installer wrote.
@@ -91,7 +95,8 @@ def key_files(layout):
             yield rel
             continue
         for root, dirs, files in os.walk(full):
-            dirs[:] = sorted(d for d in dirs if d not in ("__pycache__", "tests"))
+            dirs[:] = sorted(d for d in dirs if d not in ("__pycache__", "tests")
+                             and os.path.join(root, d) != os.path.join(REPO, ARTIFACTS_DIR))
             for name in sorted(files):
                 if not name.endswith(".pyc"):
                     yield os.path.relpath(os.path.join(root, name), REPO)
@@ -159,7 +164,47 @@ def create(layout, key=None):
         argv += [image] + p["command"].split()
         run(*argv)
     ssh_access(layout)
+    if key:
+        artifacts(layout)   # the installed cluster's admin.conf is in the snapshot
     return [p["name"] for p in platforms(layout)]
+
+
+def artifact_admin_conf(admin, cluster_name, address, port):
+    """What kubespray's role kubernetes/client (v2.28-v2.30, kubeconfig_localhost: true) writes to
+    {{ artifacts_dir }}/admin.conf: the first master's admin.conf with its user and context renamed
+    kubernetes-admin-<cluster_name> (the cluster keeps the name <cluster_name>) and the server
+    https://<external_apiserver_address>:<port>, dumped by to_nice_yaml(indent=2)."""
+    username = "kubernetes-admin-" + cluster_name
+    context = "%s@%s" % (username, cluster_name)
+    out = dict(admin)
+    out["clusters"] = [{"cluster": dict(admin["clusters"][0]["cluster"], server="https://%s:%s" % (address, port)),
+                        "name": cluster_name}]
+    out["contexts"] = [{"context": {"user": username, "cluster": cluster_name}, "name": context}]
+    out["current-context"] = context
+    out["users"] = [{"name": username, "user": admin["users"][0]["user"]}]
+    return yaml.safe_dump(out, indent=2, default_flow_style=False, allow_unicode=True, sort_keys=True)
+
+
+def artifacts(layout):
+    """kubespray's artifact of the install, on the controller: the external address is the first
+    control-plane host's (kube_apiserver_access_address: no loadbalancer_apiserver when the cluster
+    was installed; the inventory's LB is what the conversion adds), read over SSH as kubespray's
+    slurp does. Written 0600 in a 0750 directory, like its tasks."""
+    conf = scenario(layout)
+    hostvars = conf["provisioner"]["inventory"]["host_vars"]
+    first = next(p["name"] for p in conf["platforms"] if "kube_control_plane" in p.get("groups", []))
+    text = run(*ssh_command(hostvars[first]["ip"], LOGIN_USER, "sudo", "-n", "cat", "/etc/kubernetes/admin.conf"),
+               timeout=30).stdout
+    address = hostvars[first].get("access_ip") or hostvars[first]["ip"]
+    directory = os.path.join(REPO, ARTIFACTS_DIR)
+    os.makedirs(directory, mode=0o750, exist_ok=True)
+    path = os.path.join(directory, "admin.conf")
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(artifact_admin_conf(yaml.safe_load(text), "cluster.local", address, 6443))
+    os.chmod(path + ".tmp", 0o600)
+    os.replace(path + ".tmp", path)
+    print("bed: %s written (server https://%s:6443)" % (os.path.relpath(path, REPO), address))
 
 
 def ssh_options():
@@ -336,7 +381,8 @@ def health_targets(layout):
     targets = [(lb, LB_SCRIPT, {"MASTER_IPS": " ".join(hostvars[m]["ip"] for m in masters),
                                 "VIP": hostvars[lb]["ip"]}) for lb in lbs]
     for node in nodes:
-        env = {"COMPONENTS": "kubelet kube-proxy", "IP": hostvars[node]["ip"]}
+        # cilium-agent and promtail: the DaemonSet pods planted for issue #18 (testbed/install/templates/pins.yaml.j2)
+        env = {"COMPONENTS": "kubelet kube-proxy cilium-agent promtail", "IP": hostvars[node]["ip"]}
         if node in masters:
             env["COMPONENTS"] += " kube-controller-manager kube-scheduler"
             env["ETCD"] = "1"
@@ -426,6 +472,7 @@ def main(argv=None):
         "health": (["layout"], {"--wait": {"type": float, "default": 0}, "--out": {}}),
         "compare": (["layout", "key", "health"], {}),
         "images": ([], {"--layout": {}}),
+        "artifacts": (["layout"], {}),
     }
     for name, (positionals, options) in commands.items():
         cmd = sub.add_parser(name)
@@ -472,6 +519,8 @@ def main(argv=None):
             print("bed: from snapshot %s: %s the fresh bed's %d health checks" % (
                 args.key, "passes, with the same results," if not diffs else "does NOT pass", count))
             return 1 if diffs else 0
+        elif args.cmd == "artifacts":
+            artifacts(args.layout)
         elif args.cmd == "images":
             print("\n".join(list_images(args.layout)))
     except (BedError, subprocess.TimeoutExpired, OSError, KeyError, ValueError) as err:

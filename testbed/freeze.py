@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Whole-host loss on the running test bed: freeze one master entirely (`docker pause`: its
-apiserver, etcd member, controller-manager, scheduler, kubelet and kube-proxy stop at once, and
+apiserver, etcd member, controller-manager, scheduler, kubelet, kube-proxy and DaemonSet pods stop at once, and
 its TCP peers get no reset: a black hole, as when a host dies) for --seconds, watch the cluster
 from the load balancer's host through the endpoint, then thaw it and wait until the bed is healthy.
 
@@ -9,7 +9,7 @@ from the load balancer's host through the endpoint, then thaw it and wait until 
 
 What is watched, every ~2 s (real kubectl on kubeha-lb, through the VIP 172.30.0.10:6443, with
 the admin credentials of another master, --request-timeout=10s; the kube-proxy status files of
-the workers):
+the workers and the Cilium agents' status files of every other node):
   api        every kubectl call through the VIP succeeds, except in the first seconds while
              HAProxy has not yet marked the frozen backend DOWN (2 failed 1-s checks): a call
              that starts later than --grace-api seconds into the freeze must not fail
@@ -22,12 +22,16 @@ the workers):
              the freeze, their Lease renewed in its last 15 s
   kube-proxy every worker's kube-proxy had a good answer from its server in the last 10 s (its
              own /healthz threshold) at every sample
+  cilium-agent every other node's emulated Cilium agent (the kube-system/cilium DaemonSet pod,
+             in-cluster config from its KUBERNETES_SERVICE_HOST/PORT) had a good answer from its
+             server in the last 30 s (its /healthz threshold, which its readiness probe follows)
+             at every sample
 After the thaw: `testbed/bed.py health` passes (every node Ready, every apiserver, etcd member
 and HAProxy backend up) within --recover seconds, and the frozen node's unreachable taints are gone.
 
 --expect survive (a converted bed): exit 0 when every check passes. --expect break (the negative
 control, an unconverted pinned bed whose clients all name master 1): exit 0 when at least one of
-leases/ready/leaders/kube-proxy fails, so that the test can fail. The JSON report (timeline,
+leases/ready/leaders/kube-proxy/cilium-agent fails, so that the test can fail. The JSON report (timeline,
 figures, verdicts) goes to reports/freeze/<layout>-<expect>.json. The bed is thawed whatever happens.
 """
 
@@ -47,6 +51,7 @@ MASTERS = ["kubeha-master1", "kubeha-master2", "kubeha-master3"]
 WORKERS = ["kubeha-worker1", "kubeha-worker2"]
 LEADER_LEASES = ["kube-controller-manager", "kube-scheduler"]
 PROXY_STALE = 10.0        # kube-proxy's own /healthz window (testbed/emulators/kubeha_emu/proxy.py)
+AGENT_STALE = 30.0        # the Cilium agent's /healthz window (testbed/emulators/kubeha_emu/agent.py)
 LEADER_FRESH = 15.0       # leader-elect-lease-duration
 
 
@@ -92,16 +97,30 @@ def observer_kubeconfig(node, server_name=None):
     docker("exec", "-i", OBSERVER, "sh", "-c", "umask 077; cat > " + KUBECONFIG, stdin="\n".join(lines) + "\n")
 
 
-def proxy_age(worker):
-    proc = docker("exec", worker, "cat", "/run/kubeha/kube-proxy.json", check=False)
+def status_age(node, component):
+    """(seconds since the component's last good answer, its server) from its status file."""
+    # one exec per node and sample: the node's clock, then the file
+    proc = docker("exec", node, "sh", "-c", "date +%%s.%%N && cat /run/kubeha/%s.json" % component, check=False)
     if proc.returncode != 0:
         return None, None
-    status = json.loads(proc.stdout)
-    clock = float(docker("exec", worker, "date", "+%s.%N").stdout)
-    return clock - (status.get("last_ok") or 0), status.get("server")
+    clock, _, text = proc.stdout.partition("\n")
+    status = json.loads(text)
+    return float(clock) - (status.get("last_ok") or 0), status.get("server")
 
 
-def sample(t):
+def stale_check(samples, key, nodes, limit, what):
+    """The longest time each node's component went without a good answer, over the samples."""
+    worst = {}
+    for n in nodes:
+        ages = [s[key][n]["age"] for s in samples if s.get(key, {}).get(n)]
+        worst[n] = max((a for a in ages if a is not None), default=None)
+    return {"ok": all(a is not None and a <= limit for a in worst.values()),
+            "detail": "longest time without a good answer: " + ", ".join(
+                "%s %s" % (n, "unknown" if a is None else "%.0f s" % a) for n, a in worst.items())
+            + " (%s)" % what}
+
+
+def sample(t, frozen=None):
     out = {"t": round(t, 1)}
     ok, took, nodes = kubectl("get", "nodes")
     out["api"] = {"ok": ok, "seconds": round(took, 2)}
@@ -124,10 +143,12 @@ def sample(t):
         items = leaders["items"] if "items" in leaders else [leaders]
         out["leaders"] = {lz["metadata"]["name"]: [lz["spec"].get("holderIdentity"), lz["spec"].get("renewTime")]
                           for lz in items}
-    out["proxy"] = {}
-    for w in WORKERS:
-        age, server = proxy_age(w)
-        out["proxy"][w] = {"age": None if age is None else round(age, 1), "server": server}
+    for key, component, nodes in (("proxy", "kube-proxy", WORKERS),
+                                  ("cilium", "cilium-agent", [n for n in MASTERS + WORKERS if n != frozen])):
+        out[key] = {}
+        for n in nodes:
+            age, server = status_age(n, component)
+            out[key][n] = {"age": None if age is None else round(age, 1), "server": server}
     out["wall"] = time.time()
     return out
 
@@ -181,15 +202,9 @@ def judge(samples, frozen, seconds, grace_api):
                                                  "" if fresh else " (lease not renewed in the last 15 s)",
                                                  (", on a live master from t=%.0f s" % moved[0]) if moved else ""))
     checks["leaders"] = {"ok": leaders_ok, "detail": "; ".join(leader_detail) or "leases never read"}
-    stale = {}
-    for w in WORKERS:
-        ages = [s["proxy"][w]["age"] for s in api_calls if s["proxy"].get(w)]
-        worst = max((a for a in ages if a is not None), default=None)
-        stale[w] = worst
-    checks["kube-proxy"] = {"ok": all(a is not None and a <= PROXY_STALE for a in stale.values()),
-                            "detail": "longest time without a good answer: " + ", ".join(
-                                "%s %s" % (w, "unknown" if a is None else "%.0f s" % a) for w, a in stale.items())
-                            + " (its /healthz fails after 10 s)"}
+    checks["kube-proxy"] = stale_check(api_calls, "proxy", WORKERS, PROXY_STALE, "its /healthz fails after 10 s")
+    checks["cilium-agent"] = stale_check(api_calls, "cilium", others, AGENT_STALE,
+                                         "its /healthz, and so its readiness, fails after 30 s")
     return checks
 
 
@@ -212,7 +227,7 @@ def main():
               "observer": "kubectl on %s through %s with %s's admin credentials" % (OBSERVER, VIP, observer_source)}
     samples = []
     start = time.monotonic()
-    before = sample(-1.0)
+    before = sample(-1.0, frozen)
     samples.append(before)
     print("freeze: %s paused for %.0f s (%s layout), watching from %s through %s"
           % (frozen, args.seconds, args.layout, OBSERVER, VIP), flush=True)
@@ -221,7 +236,7 @@ def main():
         start = time.monotonic()
         while time.monotonic() - start < args.seconds:
             t = time.monotonic() - start
-            samples.append(sample(t))
+            samples.append(sample(t, frozen))
             time.sleep(max(0.0, 2.0 - (time.monotonic() - start - t)))
     finally:
         docker("unpause", frozen, check=False)
@@ -234,7 +249,7 @@ def main():
     # kubelet posts Ready again: wait for that too, within the same --recover budget.
     while True:
         recovered = time.monotonic() - thawed
-        after = sample(recovered)
+        after = sample(recovered, frozen)
         taints_left = (after.get("taints") or {}).get(frozen)
         back = (after.get("ready") or {}).get(frozen) == "True" and not taints_left
         if back or recovered >= args.recover:
@@ -252,7 +267,7 @@ def main():
     out.write_text(json.dumps(report, indent=1) + "\n")
     for name, c in checks.items():
         print("  %-10s %s  %s" % (name, "ok  " if c["ok"] else "FAIL", c["detail"]))
-    broken = [n for n in ("leases", "ready", "leaders", "kube-proxy") if not checks[n]["ok"]]
+    broken = [n for n in ("leases", "ready", "leaders", "kube-proxy", "cilium-agent") if not checks[n]["ok"]]
     if not checks["recovery"]["ok"]:
         print("freeze: %s did NOT come back within %.0f s after the thaw (%s)" % (frozen, args.recover, out))
         return 1

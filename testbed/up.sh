@@ -32,6 +32,7 @@ install_bed() {
         || { tail -40 "$reports/$layout-install.log"; echo "up.sh: install failed (log $reports/$layout-install.log)" >&2; return 1; }
     bed health "$layout" --wait 120 --out "$reports/$layout-fresh-health.json" >"$reports/$layout-fresh-health.txt" \
         || { cat "$reports/$layout-fresh-health.txt"; echo "up.sh: the freshly installed bed is not healthy" >&2; return 1; }
+    bed artifacts "$layout"   # from the snapshot, `bed create --snapshot` writes it
     echo "up.sh: '$layout' installed and healthy in $((SECONDS - t)) s"
 }
 

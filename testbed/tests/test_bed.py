@@ -83,9 +83,46 @@ def test_key_is_stable_and_follows_every_file_that_shapes_the_bed(repo_copy, mon
     (repo_copy / "testbed/emulators/kubeha_emu/__pycache__").mkdir(exist_ok=True)
     (repo_copy / "testbed/emulators/kubeha_emu/__pycache__/x.pyc").write_bytes(b"x")
     assert bed.snapshot_key("pinned") == key
+    # kubespray's artifacts, written next to the inventories at every bring-up, do not either
+    (repo_copy / bed.ARTIFACTS_DIR).mkdir(parents=True, exist_ok=True)
+    (repo_copy / bed.ARTIFACTS_DIR / "admin.conf").write_text("apiVersion: v1\n")
+    assert bed.snapshot_key("pinned") == key
     # a new node image recipe: a new key
     monkeypatch.setattr(bed, "node_image", lambda: "kubeha-node:ba9876543210")
     assert bed.snapshot_key("pinned") != key
+
+
+def test_artifact_admin_conf_as_kubespray_writes_it():
+    admin = {"apiVersion": "v1", "kind": "Config", "preferences": {},
+             "clusters": [{"cluster": {"certificate-authority-data": "Q0E=", "server": "https://127.0.0.1:6443"},
+                           "name": "cluster.local"}],
+             "contexts": [{"context": {"cluster": "cluster.local", "user": "kubernetes-admin"},
+                           "name": "kubernetes-admin@cluster.local"}],
+             "current-context": "kubernetes-admin@cluster.local",
+             "users": [{"name": "kubernetes-admin", "user": {"client-certificate-data": "Q1JU",
+                                                             "client-key-data": "S0VZ"}}]}
+    text = bed.artifact_admin_conf(admin, "cluster.local", "172.30.0.11", 6443)
+    # kubespray v2.30.0 roles/kubernetes/client/tasks/main.yml, through to_nice_yaml(indent=2)
+    assert text == """apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: Q0E=
+    server: https://172.30.0.11:6443
+  name: cluster.local
+contexts:
+- context:
+    cluster: cluster.local
+    user: kubernetes-admin-cluster.local
+  name: kubernetes-admin-cluster.local@cluster.local
+current-context: kubernetes-admin-cluster.local@cluster.local
+kind: Config
+preferences: {}
+users:
+- name: kubernetes-admin-cluster.local
+  user:
+    client-certificate-data: Q1JU
+    client-key-data: S0VZ
+"""
 
 
 def test_unknown_layout_is_named():

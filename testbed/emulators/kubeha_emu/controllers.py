@@ -2,7 +2,10 @@
 `kube-public/cluster-info`'s `jws-kubeconfig-<id>` signatures in step with its `kubeconfig` key
 (new nodes joining check them); the node lifecycle controller marks a node whose kubelet stopped
 posting (no new heartbeat, no Lease renewal) NotReady-Unknown and taints it unreachable, as the
-real one does, so that losing a whole host shows on the API as it does in a real cluster.
+real one does, so that losing a whole host shows on the API as it does in a real cluster; the
+DaemonSet controller keeps each DaemonSet's status true and rolls a changed template onto the
+nodes (RollingUpdate with maxUnavailable, or OnDelete). Its pods are created and run by the
+kubelets (daemonpod.py); this controller deletes the old ones.
 
 Signature format (k8s.io/cluster-bootstrap/token/jws ComputeDetachedSignature): a compact JWS,
 HS256, whose HMAC key is the token secret and whose protected header is
@@ -16,6 +19,8 @@ import hmac
 import json
 import re
 import time
+
+from . import workloads
 
 SECRET_TYPE = "bootstrap.kubernetes.io/token"
 JWS_PREFIX = "jws-kubeconfig-"
@@ -253,3 +258,134 @@ class NodeLifecycle:
 
 def _rfc3339():
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+# --- DaemonSets (pkg/controller/daemon: daemon_controller.go updateDaemonSetStatus, update.go
+# rollingUpdate with maxSurge 0). The real controller also creates the pods; here each kubelet
+# creates its node's pod from the current template when it has none (daemonpod.py), which the
+# manage loop and the kubelet do together in a real cluster.
+DAEMONSETS = "/apis/apps/v1/daemonsets"
+
+
+class DaemonSets:
+    def __init__(self, client, reporter=None, selector=None):
+        self.client = client
+        self.reporter = reporter
+        # only the DaemonSets with these labels (tests sharing an apiserver)
+        self.query = "?labelSelector=" + selector if selector else ""
+
+    def sync(self):
+        """One pass over every DaemonSet. Returns what was done, as text."""
+        dss = self.client.get(DAEMONSETS + self.query)
+        nodes = self.client.get(NODES)
+        if dss.status != 200 or nodes.status != 200 or not isinstance(dss.json, dict) \
+                or not isinstance(nodes.json, dict):
+            return []
+        done = []
+        for ds in dss.json.get("items") or []:
+            done += self.sync_one(ds, nodes.json.get("items") or [])
+        if done and self.reporter:
+            self.reporter.event("daemonset-controller", self.client.server, "; ".join(done), force=True)
+        return done
+
+    def sync_one(self, ds, nodes):
+        meta = ds["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        pods = self.client.get("/api/v1/namespaces/%s/pods?labelSelector=%s" % (ns, workloads.selector_query(ds)))
+        if pods.status != 200 or not isinstance(pods.json, dict):
+            return []
+        by_node = {}
+        for pod in pods.json.get("items") or []:
+            if workloads.owned_by(pod, ds) and (pod.get("spec") or {}).get("nodeName"):
+                by_node.setdefault(pod["spec"]["nodeName"], []).append(pod)
+        for found in by_node.values():   # the oldest pod first, as podByCreationTimestampAndPhase
+            found.sort(key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"]))
+        eligible = [n["metadata"]["name"] for n in nodes if workloads.should_run(n, ds)]
+        current = workloads.template_hash(ds)
+        done = []
+        strategy = (ds.get("spec") or {}).get("updateStrategy") or {}
+        if strategy.get("type", "RollingUpdate") == "RollingUpdate":
+            for pod in self.rolling_update(ds, eligible, by_node, current):
+                answer = self.client.request(
+                    "DELETE", "/api/v1/namespaces/%s/pods/%s" % (ns, pod["metadata"]["name"]),
+                    {"preconditions": {"uid": pod["metadata"]["uid"]}})
+                if answer.status == 200:
+                    done.append("%s/%s: deleted old pod %s on %s" % (ns, name, pod["metadata"]["name"],
+                                                                     pod["spec"]["nodeName"]))
+                    by_node[pod["spec"]["nodeName"]].remove(pod)
+        status = self.status(ds, nodes, eligible, by_node, current)
+        if status != ds.get("status"):
+            answer = self.client.put("%s/%s/daemonsets/%s/status" % ("/apis/apps/v1/namespaces", ns, name),
+                                     dict(ds, status=status))
+            if answer.status == 200:
+                old = ds.get("status") or {}
+                changed = sorted(k for k in status if status[k] != old.get(k))
+                done.append("%s/%s: status %s" % (ns, name, ", ".join("%s=%s" % (k, status[k]) for k in changed)))
+        return done
+
+    @staticmethod
+    def rolling_update(ds, eligible, by_node, current):
+        """The old pods to delete now: every unavailable old pod (counted as unavailable), plus
+        available old pods while fewer than maxUnavailable nodes are unavailable. A node that should run the pod and has
+        none counts as unavailable (the real manage loop has already created its new pod there,
+        not yet available)."""
+        spec = ds.get("spec") or {}
+        rolling = (spec.get("updateStrategy") or {}).get("rollingUpdate") or {}
+        min_ready = spec.get("minReadySeconds") or 0
+        max_unavailable = workloads.scaled_value(rolling.get("maxUnavailable", 1), len(eligible), True)
+        max_surge = workloads.scaled_value(rolling.get("maxSurge", 0), len(eligible), True)
+        if max_unavailable == 0 and max_surge == 0:
+            max_unavailable = 1   # updatedDesiredNodeCounts: never a rollout that cannot progress
+        unavailable = 0
+        replace, candidates = [], []
+        for node in eligible:
+            pods = by_node.get(node) or []
+            new = [p for p in pods if workloads.is_updated(p, ds, current)]
+            old = [p for p in pods if p not in new]
+            if not pods or (new and old) or len(pods) > 1:
+                unavailable += 1
+            elif new:
+                if not workloads.pod_available(new[0], min_ready):
+                    unavailable += 1
+            elif not workloads.pod_available(old[0], min_ready):
+                replace.append(old[0])      # replaced at once, and counted (update.go since the
+                unavailable += 1            # contextual-logging rewrite; older ones did not count it)
+            elif unavailable < max_unavailable:
+                candidates.append(old[0])
+        room = max(0, min(max_unavailable - unavailable, len(candidates)))
+        return replace + candidates[:room]
+
+    @staticmethod
+    def status(ds, nodes, eligible, by_node, current):
+        spec = ds.get("spec") or {}
+        min_ready = spec.get("minReadySeconds") or 0
+        desired = len(eligible)
+        scheduled = ready = available = updated = 0
+        for node in eligible:
+            pods = by_node.get(node)
+            if not pods:
+                continue
+            scheduled += 1
+            if workloads.pod_ready(pods[0]):
+                ready += 1
+                if workloads.pod_available(pods[0], min_ready):
+                    available += 1
+            if workloads.is_updated(pods[0], ds, current):
+                updated += 1
+        misscheduled = sum(1 for n in nodes if n["metadata"]["name"] not in eligible
+                           and by_node.get(n["metadata"]["name"]))
+        status = dict(ds.get("status") or {})
+        status.update({"desiredNumberScheduled": desired, "currentNumberScheduled": scheduled,
+                       "numberMisscheduled": misscheduled, "numberReady": ready,
+                       "updatedNumberScheduled": updated, "numberAvailable": available,
+                       "observedGeneration": ds["metadata"].get("generation", 0)})
+        # numberUnavailable, like numberAvailable, is omitempty in the Go type
+        if desired - available:
+            status["numberUnavailable"] = desired - available
+        else:
+            status.pop("numberUnavailable", None)
+        if not available:
+            status.pop("numberAvailable", None)
+        if not updated:
+            status.pop("updatedNumberScheduled", None)
+        return status

@@ -1,5 +1,6 @@
 """kubelet emulator: static pods as host processes, Node + Lease heartbeat, mirror pods, the
-kube-proxy DaemonSet pod, /healthz. Kubeconfig read once at start (see client.py)."""
+kube-proxy DaemonSet pod, the pods of DaemonSets that run emulated programs, /healthz. Kubeconfig
+read once at start (see client.py)."""
 
 import copy
 import os
@@ -225,6 +226,7 @@ def run(argv):
     if api is not None:
         threads.append(NodeAgent(api, node, values["node-ip"], static, reporter))
         threads.append(daemonpod.KubeProxyPod(api, node, PODS_DIR, POD_LOG_DIR, reporter, values["node-ip"]))
+        threads.append(daemonpod.DaemonSetPods(api, node, PODS_DIR, POD_LOG_DIR, reporter, values["node-ip"]))
     static.sync()
     for thread in threads:
         thread.start()

@@ -48,7 +48,12 @@ CORE = [
 COORDINATION = [
     Resource("coordination.k8s.io", "v1", "leases", "lease", "Lease", True, create_on_update=True),
 ]
-ALL = CORE + COORDINATION
+APPS = [
+    Resource("apps", "v1", "daemonsets", "daemonset", "DaemonSet", True, ["ds"], status=True),
+    Resource("apps", "v1", "deployments", "deployment", "Deployment", True, ["deploy"], status=True,
+             categories=["all"]),
+]
+ALL = CORE + COORDINATION + APPS
 BY_GROUP = {}
 for _r in ALL:
     BY_GROUP[(_r.group, _r.version, _r.plural)] = _r
@@ -102,6 +107,54 @@ def _defaults(obj):
                     item.setdefault("imageID", "")
                     item.setdefault("ready", False)
                     item.setdefault("restartCount", 0)
+
+
+# apps/v1 defaulting (k8s.io/kubernetes pkg/apis/apps/v1/defaults.go, SetDefaults_DaemonSet and
+# SetDefaults_Deployment), applied to every write before generations are compared, as the real
+# decoder does. Pod-template defaults (restartPolicy, dnsPolicy, ...) are not emulated.
+def _apps_defaults(obj):
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("revisionHistoryLimit", 10)
+    if obj.get("kind") == "DaemonSet":
+        strategy = spec.setdefault("updateStrategy", {})
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = strategy.setdefault("rollingUpdate", {})
+            rolling.setdefault("maxUnavailable", 1)
+            rolling.setdefault("maxSurge", 0)
+    elif obj.get("kind") == "Deployment":
+        spec.setdefault("replicas", 1)
+        spec.setdefault("progressDeadlineSeconds", 600)
+        strategy = spec.setdefault("strategy", {})
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = strategy.setdefault("rollingUpdate", {})
+            rolling.setdefault("maxUnavailable", "25%")
+            rolling.setdefault("maxSurge", "25%")
+
+
+# apps/v1 keeps the internal spec.templateGeneration in this annotation (pkg/apis/apps/v1/conversion.go)
+TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
+DAEMONSET_STATUS_COUNTS = ("currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady")
+
+
+def _validate_apps(res, obj, old=None):
+    """The checks of the apps/v1 validation the DaemonSet controller relies on: a selector that
+    selects the template's labels, and (on update) the same selector (immutable in apps/v1)."""
+    spec = obj.get("spec") or {}
+    name = obj.get("metadata", {}).get("name", "")
+    selector = (spec.get("selector") or {}).get("matchLabels")
+    if not isinstance(selector, dict) or not selector:
+        raise errors.invalid(res.kind, name, "spec.selector: Required value", res.group)
+    labels = (((spec.get("template") or {}).get("metadata") or {}).get("labels")) or {}
+    if any(labels.get(k) != v for k, v in selector.items()):
+        raise errors.invalid(res.kind, name, "spec.template.metadata.labels: Invalid value: %s: `selector` "
+                             "does not match template `labels`" % json.dumps(labels, sort_keys=True), res.group)
+    if old is not None and (old.get("spec") or {}).get("selector") != spec.get("selector"):
+        raise errors.invalid(res.kind, name, "spec.selector: Invalid value: %s: field is immutable"
+                             % json.dumps(spec.get("selector"), sort_keys=True), res.group)
 
 
 def _encode(obj):
@@ -203,7 +256,14 @@ class Store:
             obj["status"] = {"phase": "Active"}
             obj.setdefault("spec", {"finalizers": ["kubernetes"]})
             meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
-        if res.plural == "pods":
+        if res.group == "apps":
+            _apps_defaults(obj)
+            _validate_apps(res, obj)
+            if res.plural == "daemonsets":   # spec.templateGeneration 1, in apps/v1 this annotation
+                meta.setdefault("annotations", {})[TEMPLATE_GENERATION] = "1"
+            # the real strategies reset status on create; these DaemonSetStatus counts have no omitempty
+            obj["status"] = {k: 0 for k in DAEMONSET_STATUS_COUNTS} if res.plural == "daemonsets" else {}
+        if res.plural in ("pods", "daemonsets", "deployments"):
             meta["generation"] = 1
         rev = _etcd(self.etcd.create, key_for(res, namespace, name), _encode(obj))
         if rev is None:
@@ -251,7 +311,16 @@ class Store:
                     new["metadata"][field] = copy.deepcopy(obj["metadata"][field])
             return new
         new = copy.deepcopy(obj)
+        if res.group == "apps":
+            _apps_defaults(new)
+            _validate_apps(res, new, old)
         meta = new["metadata"]
+        if res.plural == "daemonsets":
+            # the strategy owns the template generation: +1 when the template changes
+            generation = int((old["metadata"].get("annotations") or {}).get(TEMPLATE_GENERATION) or 1)
+            if (new.get("spec") or {}).get("template") != (old.get("spec") or {}).get("template"):
+                generation += 1
+            meta.setdefault("annotations", {})[TEMPLATE_GENERATION] = str(generation)
         for field in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
             if field in old["metadata"]:
                 meta[field] = old["metadata"][field]
@@ -264,7 +333,10 @@ class Store:
                 new.pop("status", None)
         if "generation" in old["metadata"]:
             gen = old["metadata"]["generation"]
-            if new.get("spec") != old.get("spec"):
+            # any spec change bumps it (the apps and pod strategies' PrepareForUpdate); a
+            # Deployment's annotations too, as they are copied to its ReplicaSets
+            if new.get("spec") != old.get("spec") or (
+                    res.plural == "deployments" and meta.get("annotations") != old["metadata"].get("annotations")):
                 gen += 1
             meta["generation"] = gen
         return new

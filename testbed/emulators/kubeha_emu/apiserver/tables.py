@@ -1,5 +1,6 @@
 """meta.k8s.io/v1 Table output (what kubectl asks for with `Accept: ...;as=Table`), with the
-real apiserver's columns for pods, nodes, configmaps, secrets, namespaces, leases and events."""
+real apiserver's columns for pods, nodes, configmaps, secrets, namespaces, leases, events,
+daemonsets and deployments (pkg/printers/internalversion/printers.go)."""
 
 import calendar
 import time
@@ -97,6 +98,31 @@ def _node_cells(o):
             info.get("containerRuntimeVersion", "<unknown>")]
 
 
+def _images(o):
+    containers = ((((o.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers")) or []
+    return [",".join(c.get("name", "") for c in containers), ",".join(c.get("image", "") for c in containers)]
+
+
+def _selector(o):
+    labels = ((o.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    return ",".join("%s=%s" % kv for kv in sorted(labels.items())) or "<none>"
+
+
+def _daemonset_cells(o):
+    st = o.get("status") or {}
+    node_selector = ((((o.get("spec") or {}).get("template") or {}).get("spec") or {}).get("nodeSelector")) or {}
+    return [st.get("desiredNumberScheduled", 0), st.get("currentNumberScheduled", 0), st.get("numberReady", 0),
+            st.get("updatedNumberScheduled", 0), st.get("numberAvailable", 0),
+            ",".join("%s=%s" % kv for kv in sorted(node_selector.items())) or "<none>", age(o)] + _images(o) + [
+        _selector(o)]
+
+
+def _deployment_cells(o):
+    st = o.get("status") or {}
+    return ["%d/%d" % (st.get("readyReplicas", 0), (o.get("spec") or {}).get("replicas", 0)),
+            st.get("updatedReplicas", 0), st.get("availableReplicas", 0), age(o)] + _images(o) + [_selector(o)]
+
+
 COLUMNS = {
     "pods": ([NAME, col("Ready", desc="The aggregate readiness state of this pod for accepting traffic."),
               col("Status", desc="The aggregate status of the containers in this pod."),
@@ -114,6 +140,13 @@ COLUMNS = {
                    lambda o: [(o.get("status") or {}).get("phase", ""), age(o)]),
     "leases": ([NAME, col("Holder"), AGE],
                lambda o: [(o.get("spec") or {}).get("holderIdentity", ""), age(o)]),
+    "daemonsets": ([NAME, col("Desired", "integer"), col("Current", "integer"), col("Ready", "integer"),
+                    col("Up-to-date", "integer"), col("Available", "integer"), col("Node Selector"), AGE,
+                    col("Containers", priority=1), col("Images", priority=1), col("Selector", priority=1)],
+                   _daemonset_cells),
+    "deployments": ([NAME, col("Ready"), col("Up-to-date", "integer"), col("Available", "integer"), AGE,
+                     col("Containers", priority=1), col("Images", priority=1), col("Selector", priority=1)],
+                    _deployment_cells),
     "events": ([col("Last Seen"), col("Type"), col("Reason"), col("Object"), col("Message")],
                None),
 }
