@@ -34,7 +34,8 @@ VIP = "172.30.0.10:6443"
 # every serving cert): the probe verifies the chain against the cluster CA AND this name.
 TLS_NAME = "kubernetes"
 CONFIGMAPS = [("kube-system", "kube-proxy"), ("kube-system", "kubeadm-config"), ("kube-public", "cluster-info")]
-SNAP_DIRS = ["/etc/kubernetes", "/root/.kube"]
+# every file kubeha may change on a node: kubeadm's files, root's and the users' kubeconfigs
+SNAP_DIRS = ["/etc/kubernetes", "/root/.kube", "/home"]
 
 
 def log(msg):
@@ -99,19 +100,27 @@ def kubectl(args, host="kubeha-master1", timeout=60, check=True):
 
 
 def snapshot_configmaps():
-    """{ns/name: {resourceVersion, data_sha256}} of every ConfigMap in the cluster."""
+    """{ns/name: {resourceVersion, data_sha256}} of every ConfigMap in the cluster, and
+    {Kind/ns/name: {generation, spec_sha256}} of every DaemonSet and Deployment (their status and
+    resourceVersion change as the controllers work; their spec only when someone edits it)."""
     last = None
     for _ in range(20):
         proc = kubectl("get configmaps -A -o json", check=False)
-        if proc.returncode == 0:
+        workloads = kubectl("get daemonsets,deployments -A -o json", check=False)
+        if proc.returncode == 0 and workloads.returncode == 0:
             items = json.loads(proc.stdout)["items"]
-            return {f"{i['metadata']['namespace']}/{i['metadata']['name']}": {
+            out = {f"{i['metadata']['namespace']}/{i['metadata']['name']}": {
                 "resourceVersion": i["metadata"]["resourceVersion"],
                 "data_sha256": hashlib.sha256(json.dumps(i.get("data") or {}, sort_keys=True).encode()).hexdigest()}
                 for i in items}
-        last = proc.stderr.strip()[:300]
+            for i in json.loads(workloads.stdout)["items"]:
+                out[f"{i['kind']}/{i['metadata']['namespace']}/{i['metadata']['name']}"] = {
+                    "generation": i["metadata"].get("generation"),
+                    "spec_sha256": hashlib.sha256(json.dumps(i.get("spec") or {}, sort_keys=True).encode()).hexdigest()}
+            return out
+        last = (proc.stderr.strip() or workloads.stderr.strip())[:300]
         time.sleep(2)
-    raise RuntimeError(f"cannot list ConfigMaps: {last}")
+    raise RuntimeError(f"cannot list ConfigMaps and workloads: {last}")
 
 
 def configmap_data(ns, name):
@@ -148,7 +157,8 @@ def diff_configmaps(before, after):
     out = []
     for key in sorted(set(before) | set(after)):
         if before.get(key) != after.get(key):
-            out.append(f"ConfigMap {key}: {before.get(key)} -> {after.get(key)}")
+            what = key if key.startswith(("DaemonSet/", "Deployment/")) else f"ConfigMap {key}"
+            out.append(f"{what}: {before.get(key)} -> {after.get(key)}")
     return out
 
 

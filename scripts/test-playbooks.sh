@@ -3,16 +3,20 @@
 # RUNNING test bed (make testbed LAYOUT=...), which must be unconverted at the start; it is left
 # unconverted (rolled back) at the end.
 #   scripts/test-playbooks.sh [pinned|kubespray]      (INVENTORY=... to use another inventory)
-#   KUBEHA_TEST_TIER=core (make test): checks 1, 3, 4, 4a and 5 only; full (the default, make
-#   test-full): all of them
-# Checks, each with a snapshot (sha256 of every file under /etc/kubernetes and /root/.kube on every
-# host, resourceVersion and data hash of the three ConfigMaps; playbooks/tests/snapshot.yml):
+#   KUBEHA_TEST_TIER=core (make test): checks 0, 1, 3, 3a, 4, 4d, 4a, 4c and 5 only; full (the
+#   default, make test-full): all of them
+# Checks, each with a snapshot (sha256 of every file under /etc/kubernetes, /root/.kube/config and
+# the users' ~/.kube/config on every host and of kubespray's artifacts/admin.conf on the
+# controller, resourceVersion and data hash of the three ConfigMaps, generation and spec hash of
+# every DaemonSet and Deployment; playbooks/tests/snapshot.yml):
 #   1. dry run (--check --diff) changes nothing and lists the changes
 #   2. preflight refusals change nothing: no loadbalancer_apiserver, endpoint unreachable, endpoint
 #      forwarding to two of three masters (disabled; drained by an operator), a master not ready,
 #      kubeha_endpoint without port
 #   3. the real run converts (report written, every kubeconfig on its planned server)
+#   3a. every pin planted on the bed found before the conversion, none left after (scripts/pins_check.py)
 #   4. a second run reports changed=0 on every host
+#   4d. a pin kubeha does not fix fails the run at its verdict, named; accepted by name, it passes
 #  0. (layout pinned) the negative control of 4c: master 1 frozen for 2 min on the unconverted bed
 #     breaks the cluster (testbed/freeze.py --expect break)
 #  4a. the failover drill (testbed/drill.sh: playbooks/drill.yml and molecule/shared/verify.yml)
@@ -60,6 +64,12 @@ for cm in sorted(a["configmaps"]):
         diff.append(f"configmap {cm} resourceVersion {ca.get('resourceVersion')} -> {cb.get('resourceVersion')}")
     if ca.get("data_sha256") != cb.get("data_sha256"):
         diff.append(f"configmap {cm} data changed")
+for w in sorted(set(a.get("workloads", {})) | set(b.get("workloads", {}))):
+    wa, wb = a.get("workloads", {}).get(w, {}), b.get("workloads", {}).get(w, {})
+    if mode == "all" and wa.get("generation") != wb.get("generation"):
+        diff.append(f"{w} generation {wa.get('generation')} -> {wb.get('generation')}")
+    if wa.get("spec_sha256") != wb.get("spec_sha256"):
+        diff.append(f"{w} spec changed")
 print("\n".join(diff))
 sys.exit(1 if diff else 0)
 PY
@@ -169,6 +179,13 @@ else
     ko "conversion failed (see $logs/convert.log)"
 fi
 
+# 3a. the pins planted on the bed (testbed/README.md "Planted pins"): every one found before the
+#     conversion, none left after it, the verdict honest
+planted=(DaemonSet/kube-system/cilium Deployment/kube-system/cilium-operator DaemonSet/logging/promtail
+         kubeha-worker1:/home/ops/.kube/config "controller:$PWD/testbed/inventory/artifacts/admin.conf")
+if out=$(.venv/bin/python scripts/pins_check.py reports/kubeha-report.json "${planted[@]}"); then ok "pins: $out"
+else ko "pins: $out"; fi
+
 # 4. idempotence
 if ap convert-again -i "$inv" playbooks/convert.yml; then
     n=$(recap_changed "$logs/convert-again.log")
@@ -176,6 +193,19 @@ if ap convert-again -i "$inv" playbooks/convert.yml; then
 else
     ko "second run failed (see $logs/convert-again.log)"
 fi
+
+# 4d. the verdict: a pin kubeha does not fix (an add-on's kubeconfig naming master 1) fails the run
+#     at its end, naming it; accepted by name (kubeha_accept_pins), the run passes and says so
+addon=/etc/kube-router/kubeconfig
+docker exec kubeha-worker2 sh -c "mkdir -p ${addon%/*} && printf 'apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://172.30.0.11:6443\n  name: kubernetes\ncontexts: []\nusers: []\n' > $addon"
+if ap verdict-left -i "$inv" playbooks/convert.yml --tags verify; then ko "verdict: a run with $addon on kubeha-worker2 naming master 1 passed"
+elif grep -q "Not HA yet: 1 place(s) still reach the API through one master" "$logs/verdict-left.log" \
+    && grep -q "kubeha-worker2:$addon" "$logs/verdict-left.log"; then ok "verdict: a pin left ($addon on kubeha-worker2) fails the run, named"
+else ko "verdict: the run failed without naming the pin (see $logs/verdict-left.log)"; fi
+if ap verdict-accepted -i "$inv" playbooks/convert.yml --tags verify -e "{\"kubeha_accept_pins\": [\"kubeha-worker2:$addon\"]}" \
+    && grep -q "(accepted: kubeha-worker2:$addon)" "$logs/verdict-accepted.log"; then ok "verdict: the same pin accepted by name passes, and says so"
+else ko "verdict: the accepted pin did not pass (see $logs/verdict-accepted.log)"; fi
+docker exec kubeha-worker2 rm -rf "${addon%/*}"
 
 # 4a. the failover drill on the converted cluster (playbooks/drill.yml, then molecule/shared/verify.yml:
 #     every client on the VIP, each master alone serving kubectl through the VIP, the Python client)

@@ -162,6 +162,8 @@ pub struct Scan {
     /// Files read (kubeconfigs, hosts file, manifests).
     pub files: usize,
     pub warnings: Vec<String>,
+    /// Kubeconfigs that could not be read or parsed: (path as the host names it, why).
+    pub unreadable: Vec<(String, String)>,
 }
 
 /// The kubeconfigs kubeha's conversion rewrites, by file name in `kube_config_dir`.
@@ -254,6 +256,7 @@ impl Context<'_> {
             Ok(c) => c,
             Err(e) => {
                 out.warnings.push(format!("pin scan: {e}"));
+                out.unreadable.push((self.host_path(path), e.to_string()));
                 return;
             }
         };
@@ -694,6 +697,8 @@ mod tests {
         assert!(s.pins.is_empty(), "{:?}", s.pins);
         assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
         assert!(s.warnings[0].contains("admin.conf"), "{:?}", s.warnings);
+        assert_eq!(s.unreadable.len(), 1);
+        assert_eq!(s.unreadable[0].0, "/etc/kubernetes/admin.conf");
     }
 
     #[test]

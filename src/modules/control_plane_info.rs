@@ -231,6 +231,12 @@ impl Module for ControlPlaneInfo {
                 Value::Array(scan.pins.iter().map(Pin::to_json).collect()),
             );
             fields.insert("pin_scan_files".into(), Value::from(scan.files));
+            let unreadable: Vec<Value> = scan
+                .unreadable
+                .iter()
+                .map(|(path, why)| serde_json::json!({"path": path, "reason": why}))
+                .collect();
+            fields.insert("pin_scan_unreadable".into(), Value::Array(unreadable));
             warnings.extend(scan.warnings);
             if let Some(kubeconfig) = &p.cluster_kubeconfig {
                 let read = ApiServer::from_kubeconfig(kubeconfig, None, CLUSTER_SCAN_TIMEOUT)
