@@ -136,6 +136,7 @@ cp "$work/args/cert_real.json" "$work/args/cert_again.json"
 args verify_tls false "\"endpoint\": \"127.0.0.1:16443\", \"ca_cert_path\": \"$k/ssl/ca.crt\", \"kubeconfig\": \"/work/root/root/.kube/config\", \"timeout\": 5"
 args verify_wrong_ca false "\"endpoint\": \"127.0.0.1:16443\", \"ca_cert_path\": \"/work/other/ca.crt\", \"kubeconfig\": \"/work/root/root/.kube/config\", \"timeout\": 5"
 args configmaps_tls true "\"kubeconfig\": \"/work/root/root/.kube/config\", \"api_server\": \"https://127.0.0.1:16443\", \"control_plane_endpoint\": \"172.30.0.10:6443\", \"timeout\": 5"
+args workloads_tls true "\"kubeconfig\": \"/work/workloads.conf\", \"workloads\": [\"DaemonSet/kube-system/cilium\"], \"masters\": [\"172.30.0.11\"], \"control_plane_endpoint\": \"172.30.0.10:6443\", \"timeout\": 5"
 args restart_absent true '"name": "kube-scheduler", "timeout": 5'
 
 # --- run in bullseye -----------------------------------------------------------------------------
@@ -162,6 +163,8 @@ for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/16443) 2>/dev/null && break; 
 run ha_verify verify_tls
 run ha_verify verify_wrong_ca
 run cluster_configmaps configmaps_tls
+sed 's#server: https://[^ ]*#server: https://127.0.0.1:16443#' root/root/.kube/config >workloads.conf
+run cluster_workloads workloads_tls
 kill "$server"
 run component_restart restart_absent
 exit 0   # module failures are judged from their JSON below, not from exit codes
@@ -226,6 +229,8 @@ expect("verify_wrong_ca", lambda r: r.get("failed") is True and "verif" in r["ms
        "a server certificate from another CA is refused")
 expect("configmaps_tls", lambda r: r.get("failed") is True and "127.0.0.1:16443" in r["msg"] and "TLS" not in r["msg"],
        "verified mutual-TLS GET reaches the server (whose answer is no ConfigMap)")
+expect("workloads_tls", lambda r: r.get("failed") is True and "127.0.0.1:16443" in r["msg"] and "TLS" not in r["msg"],
+       "verified mutual-TLS GET of the DaemonSet reaches the server (whose answer is no DaemonSet)")
 expect("restart_absent", lambda r: r.get("failed") is True and "no running kube-scheduler process" in r["msg"],
        "no kube-scheduler process: a clean failure")
 
