@@ -367,6 +367,30 @@ if [[ -n ${NODES:-} ]]; then
         if [[ $seen == "$n=True@"* && ! $beat < $since ]]; then r=ok d=$n; else r=fail d="$seen, booted $since"; fi
         printf 'node %s Ready\t%s\t%s\n' "$n" "$r" "$d"
     done
+    # the cilium-operator Deployment (pins.yaml.j2), run by the emulated Deployment/ReplicaSet
+    # controllers and kubelets: rolled out as kubectl rollout status judges it, every pod Ready
+    # since this boot (a snapshot's etcd holds the Ready its pods had when it was taken)
+    k="kubectl --kubeconfig /etc/kubernetes/admin.conf --request-timeout=5s -n kube-system"
+    d=$($k get deploy cilium-operator -o 'jsonpath={.metadata.generation}/{.status.observedGeneration}/{.spec.replicas}/{.status.updatedReplicas}/{.status.replicas}/{.status.availableReplicas}' 2>&1)
+    p=$($k get pods -l io.cilium/app=operator -o 'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}@{.status.conditions[?(@.type=="Ready")].lastTransitionTime} {end}' 2>&1)
+    IFS=/ read -r gen seen want updated total avail rest <<<"$d"
+    # absent status fields (omitempty) are 0
+    gen=${gen:-0} seen=${seen:-0} want=${want:-0} updated=${updated:-0} total=${total:-0} avail=${avail:-0} r=ok
+    if ! [[ "$gen $seen $want $updated $total $avail" =~ ^[0-9]+( [0-9]+){5}$ && -z ${rest:-} ]]; then
+        gen=1 seen=0 want=0 updated=0 total=0 avail=0 r=fail       # no such Deployment, no answer
+    fi
+    if [[ $r == ok ]]; then
+        # kubectl rollout status's rule, and some replicas
+        ((want >= 1 && seen >= gen && updated >= want && total <= updated && avail >= updated)) || r=fail
+    fi
+    n=0
+    for item in $p; do
+        n=$((n + 1))
+        [[ $item == True@* && ! ${item#True@} < $since ]] || r=fail
+    done
+    [[ $n -eq ${want:-0} ]] || r=fail
+    if [[ $r == ok ]]; then dd="$want of $want updated and available"; else dd="deployment: $d; pods: $p; booted $since"; fi
+    printf 'deployment kube-system/cilium-operator rolled out\t%s\t%s\n' "$r" "$dd"
 fi
 """
 

@@ -27,7 +27,15 @@ the workers and the Cilium agents' status files of every other node):
              server in the last 30 s (its /healthz threshold, which its readiness probe follows)
              at every sample
 After the thaw: `testbed/bed.py health` passes (every node Ready, every apiserver, etcd member
-and HAProxy backend up) within --recover seconds, and the frozen node's unreachable taints are gone.
+and HAProxy backend up, the cilium-operator Deployment rolled out with every pod Ready) within
+--recover seconds, and the frozen node's unreachable taints are gone.
+
+The Cilium operator (Deployment kube-system/cilium-operator, 2 replicas) is not judged during the
+freeze: its pods run on the two nodes the scheduler picked, possibly the frozen one; each resolves
+the API from the same KUBERNETES_SERVICE_HOST/PORT as the agents, so the cilium-agent check on every
+other node already shows whether that server answers; and its leader-election Lease moving to the
+other replica when the leader's host is lost is the operator working, not a failure. Its rollout
+and readiness are part of the health check after the thaw.
 
 --expect survive (a converted bed): exit 0 when every check passes. --expect break (the negative
 control, an unconverted pinned bed whose clients all name master 1): exit 0 when at least one of

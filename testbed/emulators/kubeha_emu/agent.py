@@ -1,6 +1,7 @@
-"""Emulated node agents that reach the API the way client-go's rest.InClusterConfig makes them:
-`https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`, the bearer token file and CA of the
-pod's service account (/var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt}). Two modes:
+"""Emulated in-cluster programs (node agents, the Cilium operator) that reach the API the way
+client-go's rest.InClusterConfig makes them: `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`,
+the bearer token file and CA of the pod's service account
+(/var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt}). Three modes:
 
 - cilium-agent (`cilium-agent --config-dir=... [--agent-health-port=9879]`): at start it waits for
   the API as the agent's k8s client does (a try every 5 s, giving up after 1 min: exit 1, the
@@ -12,14 +13,25 @@ pod's service account (/var/run/secrets/kubernetes.io/serviceaccount/{token,ca.c
 - promtail (`promtail -config.file=... -server.http-listen-port=3101`): a log shipper whose
   Kubernetes discovery lists the pods of its node (env HOSTNAME) every 2 s; /ready on
   0.0.0.0:<port> with the same 30 s rule.
+- cilium-operator (`cilium-operator-generic --config-dir=... [--operator-api-serve-addr=HOST:PORT]`,
+  the Deployment's pods): after the same start-up wait, client-go leader election on Lease
+  <CILIUM_K8S_NAMESPACE, else default>/cilium-operator-resource-lock with identity
+  `<hostname>-<10 random characters>` (operator/cmd/root.go; 15 s lease, 10 s renew deadline, 2 s
+  retry: the operator's defaults); a leader that cannot renew within the deadline exits 1 ("Leader
+  election lost"), as the real one shuts down. /healthz on --operator-api-serve-addr (default
+  localhost:9234, what the chart's probes ask for): 200 "ok" when a GET /version (discovery's
+  ServerVersion, operator/api/health.go checkStatus) succeeds at the time of the request, else 500
+  with the error, leader or not.
 
-Without KUBERNETES_SERVICE_HOST/PORT both refuse to start with client-go's ErrNotInCluster message:
+Without KUBERNETES_SERVICE_HOST/PORT each refuses to start with client-go's ErrNotInCluster message:
 a real kubelet injects them from the `kubernetes` Service's ClusterIP, which this test bed has not
 got (no Services, no kube-proxy rules); the Cilium chart with k8sServiceHost sets them itself.
 Log and status: /var/log/kubeha/<mode>.log and /run/kubeha/<mode>.json (common.Reporter)."""
 
 import os
+import random
 import socket
+import string
 import ssl
 import sys
 import threading
@@ -94,9 +106,18 @@ def run(mode, argv, environ=None):
         reporter.event("error", config.server, config.ca_error, force=True)
     api = kclient.Client(config, reporter=reporter, user_agent="%s/%s" % (mode, node))
     reporter.update(server=api.server, node=node, mode=mode)
+    elector = None
     if mode == "cilium-agent":
         work = _lease_renewer(api, node)
         health = ("127.0.0.1", int(_flag(argv, "agent-health-port", 9879)), "/healthz")
+    elif mode == "cilium-operator":
+        namespace = environ.get("CILIUM_K8S_NAMESPACE") or "default"
+        identity = socket.gethostname() + "-" + "".join(random.choice(string.ascii_letters) for _ in range(10))
+        elector = leader.LeaderElector(api, namespace, OPERATOR_LOCK, ident=identity, reporter=reporter)
+        reporter.update(leader=False, identity=identity)
+        work = elector.try_acquire_or_renew
+        host, _, port = _flag(argv, "operator-api-serve-addr", "localhost:9234").rpartition(":")
+        health = ("127.0.0.1" if host in ("", "localhost") else host.strip("[]"), int(port), "/healthz")
     else:
         work = _pod_lister(api, node)
         health = ("0.0.0.0", int(_flag(argv, "server.http-listen-port", 3101)), "/ready")
@@ -116,18 +137,40 @@ def run(mode, argv, environ=None):
         stop.wait(STARTUP_RETRY)
     reporter.event("connect", api.server, "k8s client connected (in-cluster config, token %s)" % config.token_file,
                    force=True)
-    server = serving.serve(health[0], health[1], {health[2]: lambda: api.healthy(HEALTH_WINDOW)}, fail_code=503)
+    if mode == "cilium-operator":
+        check, fail_code = (lambda: _server_version(api)), 500
+    else:
+        check, fail_code = (lambda: api.healthy(HEALTH_WINDOW)), 503
+    server = serving.serve(health[0], health[1], {health[2]: check}, fail_code=fail_code)
     while not stop.is_set():
         started = time.monotonic()
         try:
             work()
         except OSError:
             pass
+        if elector is not None:
+            if elector.lost():
+                reporter.event("leader", api.server, "Leader election lost", force=True)
+                server.shutdown()
+                return 1
+            reporter.update(leader=elector.leading, identity=elector.identity)
         reporter.update()
         stop.wait(max(0.1, POLL - (time.monotonic() - started)))
     server.shutdown()
     reporter.event("stop", api.server, "exit 0", force=True)
     return 0
+
+
+OPERATOR_LOCK = "cilium-operator-resource-lock"
+
+
+def _server_version(api):
+    """The operator's /healthz check: the API's /version answers now."""
+    try:
+        answer = api.get("/version")
+    except OSError as exc:
+        return False, str(exc)
+    return (True, "ok") if answer.status == 200 else (False, "GET /version: HTTP %d" % answer.status)
 
 
 def _lease_renewer(api, node):

@@ -5,7 +5,10 @@ posting (no new heartbeat, no Lease renewal) NotReady-Unknown and taints it unre
 real one does, so that losing a whole host shows on the API as it does in a real cluster; the
 DaemonSet controller keeps each DaemonSet's status true and rolls a changed template onto the
 nodes (RollingUpdate with maxUnavailable, or OnDelete). Its pods are created and run by the
-kubelets (daemonpod.py); this controller deletes the old ones.
+kubelets (daemonpod.py); this controller deletes the old ones. The Deployment controller keeps one
+ReplicaSet per template and rolls between them (RollingUpdate with maxSurge/maxUnavailable, or
+Recreate); the ReplicaSet controller creates and deletes their pods, bound to a node as the
+scheduler would, and the kubelets run those whose program is emulated.
 
 Signature format (k8s.io/cluster-bootstrap/token/jws ComputeDetachedSignature): a compact JWS,
 HS256, whose HMAC key is the token secret and whose protected header is
@@ -388,4 +391,568 @@ class DaemonSets:
             status.pop("numberAvailable", None)
         if not updated:
             status.pop("updatedNumberScheduled", None)
+        return status
+
+
+# --- Deployments and ReplicaSets (pkg/controller/deployment: sync.go calculateStatus and
+# getNewReplicaSet, rolling.go, recreate.go, progress.go, util/deployment_util.go NewRSNewReplicas,
+# MaxUnavailable and ResolveFenceposts; pkg/controller/replicaset/replica_set.go manageReplicas and
+# replica_set_utils.go calculateStatus). The pods are created by the ReplicaSet controller as in a
+# real cluster, and bound to a node at once: the emulated controller-manager also does the
+# scheduler's part (`schedule` below), so kube-scheduler's emulator stays a leader-election stand-in.
+DEPLOYMENTS = "/apis/apps/v1/deployments"
+REPLICASETS = "/apis/apps/v1/replicasets"
+HASH_LABEL = "pod-template-hash"
+REVISION = "deployment.kubernetes.io/revision"
+DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
+MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _path(kind_plural, namespace, name=None, group="/apis/apps/v1"):
+    base = "%s/namespaces/%s/%s" % (group, namespace, kind_plural)
+    return base + "/" + name if name else base
+
+
+def fenceposts(deploy):
+    """ResolveFenceposts: (maxSurge rounded up, maxUnavailable rounded down) of spec.replicas; both
+    0 makes maxUnavailable 1."""
+    spec = deploy.get("spec") or {}
+    replicas = spec.get("replicas", 1)
+    rolling = (spec.get("strategy") or {}).get("rollingUpdate") or {}
+    surge = workloads.scaled_value(rolling.get("maxSurge", "25%"), replicas, True)
+    unavailable = workloads.scaled_value(rolling.get("maxUnavailable", "25%"), replicas, False)
+    if surge == 0 and unavailable == 0:
+        unavailable = 1
+    return surge, unavailable
+
+
+def max_unavailable(deploy):
+    spec = deploy.get("spec") or {}
+    replicas = spec.get("replicas", 1)
+    if (spec.get("strategy") or {}).get("type", "RollingUpdate") != "RollingUpdate" or replicas == 0:
+        return 0
+    return min(fenceposts(deploy)[1], replicas)
+
+
+def _rs_replicas(rs):
+    return (rs.get("spec") or {}).get("replicas", 0)
+
+
+def _rs_status(rs, field):
+    return (rs.get("status") or {}).get(field, 0)
+
+
+def _created(obj):
+    return ((obj.get("metadata") or {}).get("creationTimestamp") or "", obj["metadata"]["name"])
+
+
+def _template_without_hash(template):
+    template = json.loads(json.dumps(template or {}))
+    labels = (template.get("metadata") or {}).get("labels")
+    if labels:
+        labels.pop(HASH_LABEL, None)
+    return template
+
+
+def _condition(status, kind):
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == kind:
+            return condition
+    return None
+
+
+def _set_condition(status, kind, value, reason, message, refresh=False):
+    """SetDeploymentCondition: an unchanged (status, reason) is left as it is (unless `refresh`:
+    RemoveDeploymentCondition first, as syncRolloutStatus does for ReplicaSetUpdated, which renews
+    lastUpdateTime); the same status keeps its lastTransitionTime; the condition moves to the end."""
+    current = _condition(status, kind)
+    if current and current.get("status") == value and current.get("reason") == reason and not refresh:
+        return
+    stamp = _rfc3339()
+    condition = {"type": kind, "status": value, "lastUpdateTime": stamp, "lastTransitionTime": stamp,
+                 "reason": reason, "message": message}
+    if current and current.get("status") == value:
+        condition["lastTransitionTime"] = current.get("lastTransitionTime") or stamp
+    status["conditions"] = [c for c in status.get("conditions") or [] if c.get("type") != kind] + [condition]
+
+
+class Deployments:
+    """Deployment controller: one ReplicaSet per pod template (`<name>-<pod-template-hash>`), scaled
+    by the strategy. RollingUpdate: the new ReplicaSet grows while all ReplicaSets' replicas stay
+    within replicas + maxSurge (NewRSNewReplicas); old ones shrink, unhealthy replicas first, while
+    the available pods stay at least replicas - maxUnavailable (reconcileOldReplicaSets).
+    Recreate: old ReplicaSets to 0, the new one scaled up once no old pod runs. Status from the
+    ReplicaSets' own status (written by the ReplicaSet controller from the pods the kubelets run),
+    with the Available and Progressing conditions."""
+
+    def __init__(self, client, reporter=None, namespace=None):
+        self.client = client
+        self.reporter = reporter
+        self.namespace = namespace     # tests sharing an apiserver: only this namespace
+
+    def sync(self):
+        path = _path("deployments", self.namespace) if self.namespace else DEPLOYMENTS
+        deploys = self.client.get(path)
+        if deploys.status != 200 or not isinstance(deploys.json, dict):
+            return []
+        done = []
+        for deploy in deploys.json.get("items") or []:
+            done += self.sync_one(deploy)
+        if done and self.reporter:
+            self.reporter.event("deployment-controller", self.client.server, "; ".join(done), force=True)
+        return done
+
+    def replica_sets(self, deploy):
+        ns = deploy["metadata"]["namespace"]
+        answer = self.client.get(_path("replicasets", ns) + "?labelSelector=" + workloads.selector_query(deploy))
+        if answer.status != 200 or not isinstance(answer.json, dict):
+            return None
+        return sorted((rs for rs in answer.json.get("items") or [] if workloads.owned_by(rs, deploy)), key=_created)
+
+    def sync_one(self, deploy):
+        meta = deploy["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        all_rs = self.replica_sets(deploy)
+        if all_rs is None:
+            return []
+        wanted = _template_without_hash((deploy.get("spec") or {}).get("template"))
+        new_rs = next((rs for rs in all_rs if _template_without_hash(rs["spec"].get("template")) == wanted), None)
+        old_rss = [rs for rs in all_rs if rs is not new_rs]
+        spec = deploy.get("spec") or {}
+        replicas = spec.get("replicas", 1)
+        strategy = (spec.get("strategy") or {}).get("type", "RollingUpdate")
+        status = json.loads(json.dumps(deploy.get("status") or {}))
+        done = []
+        if new_rs is None and not (strategy == "Recreate" and self._old_pods_running(old_rss)):
+            initial = replicas if strategy == "Recreate" else self._new_rs_replicas(deploy, all_rs, None)
+            new_rs = self._create_rs(deploy, old_rss, initial, status, done)
+            if new_rs is None:
+                self._write_status(deploy, status, done)
+                return done
+            all_rs = old_rss + [new_rs]
+        elif new_rs is not None:
+            self._annotate(deploy, new_rs, old_rss)
+            if _condition(status, "Progressing") is None:
+                _set_condition(status, "Progressing", "True", "FoundNewReplicaSet",
+                               'Found new replica set "%s"' % new_rs["metadata"]["name"])
+        if spec.get("paused"):
+            pass   # a paused Deployment is only kept in status
+        elif strategy == "Recreate":
+            for rs in old_rss:
+                if _rs_replicas(rs):
+                    self._scale(rs, 0, deploy, done)
+            if new_rs is not None and not any(_rs_replicas(rs) for rs in old_rss) \
+                    and not self._old_pods_running(old_rss) and _rs_replicas(new_rs) != replicas:
+                self._scale(new_rs, replicas, deploy, done)
+        else:
+            self.rolling(deploy, new_rs, old_rss, done)
+        self._cleanup(deploy, old_rss)
+        self._sync_status(deploy, [rs for rs in old_rss + [new_rs] if rs is not None], new_rs, status, done)
+        return done
+
+    # --- the rolling update (rolling.go rolloutRolling)
+    def rolling(self, deploy, new_rs, old_rss, done):
+        replicas = (deploy.get("spec") or {}).get("replicas", 1)
+        all_rs = old_rss + [new_rs]
+        # reconcileNewReplicaSet
+        if _rs_replicas(new_rs) > replicas:
+            self._scale(new_rs, replicas, deploy, done)
+            return
+        if _rs_replicas(new_rs) < replicas:
+            count = self._new_rs_replicas(deploy, all_rs, new_rs)
+            if count != _rs_replicas(new_rs):
+                self._scale(new_rs, count, deploy, done)
+                return
+        # reconcileOldReplicaSets
+        active_old = [rs for rs in old_rss if _rs_replicas(rs) > 0]
+        if not active_old:
+            return
+        all_pods = sum(_rs_replicas(rs) for rs in all_rs)
+        min_available = replicas - max_unavailable(deploy)
+        new_unavailable = _rs_replicas(new_rs) - _rs_status(new_rs, "availableReplicas")
+        max_scaled_down = all_pods - min_available - new_unavailable
+        if max_scaled_down <= 0:
+            return
+        cleaned = 0
+        for rs in active_old:                       # cleanupUnhealthyReplicas, oldest first
+            if cleaned >= max_scaled_down:
+                break
+            unhealthy = _rs_replicas(rs) - _rs_status(rs, "availableReplicas")
+            if _rs_replicas(rs) == 0 or unhealthy <= 0:
+                continue
+            count = min(max_scaled_down - cleaned, unhealthy)
+            self._scale(rs, _rs_replicas(rs) - count, deploy, done)
+            cleaned += count
+        # scaleDownOldReplicaSetsForRollingUpdate
+        available = sum(_rs_status(rs, "availableReplicas") for rs in old_rss + [new_rs])
+        if available <= min_available:
+            return
+        budget, scaled = available - min_available, 0
+        for rs in active_old:
+            if scaled >= budget:
+                break
+            if _rs_replicas(rs) == 0:
+                continue
+            count = min(_rs_replicas(rs), budget - scaled)
+            self._scale(rs, _rs_replicas(rs) - count, deploy, done)
+            scaled += count
+
+    @staticmethod
+    def _new_rs_replicas(deploy, all_rs, new_rs):
+        """NewRSNewReplicas for RollingUpdate: as many as replicas + maxSurge leaves room for."""
+        replicas = (deploy.get("spec") or {}).get("replicas", 1)
+        current = _rs_replicas(new_rs) if new_rs else 0
+        surge = fenceposts(deploy)[0]
+        total = sum(_rs_replicas(rs) for rs in all_rs if rs is not None)
+        if total >= replicas + surge:
+            return current
+        return current + max(0, min(replicas + surge - total, replicas - current))
+
+    # --- ReplicaSets
+    def _old_pods_running(self, old_rss):
+        """recreate.go oldPodsRunning: a pod of an old ReplicaSet that is not Succeeded/Failed."""
+        for rs in old_rss:
+            if _rs_status(rs, "replicas"):
+                return True
+            pods = ReplicaSets(self.client).pods_of(rs)
+            if pods:
+                return True
+        return False
+
+    def _annotate(self, deploy, new_rs, old_rss):
+        """The new ReplicaSet's revision (above every old one's) and desired/max replicas."""
+        revisions = [int((rs["metadata"].get("annotations") or {}).get(REVISION) or 0) for rs in old_rss]
+        annotations = dict(new_rs["metadata"].get("annotations") or {})
+        wanted = dict(annotations)
+        if int(annotations.get(REVISION) or 0) <= max(revisions or [0]):
+            wanted[REVISION] = str(max(revisions or [0]) + 1)
+        replicas = (deploy.get("spec") or {}).get("replicas", 1)
+        wanted[DESIRED_REPLICAS] = str(replicas)
+        wanted[MAX_REPLICAS] = str(replicas + (fenceposts(deploy)[0] if (deploy.get("spec") or {}).get(
+            "strategy", {}).get("type", "RollingUpdate") == "RollingUpdate" else 0))
+        if wanted != annotations:
+            new_rs["metadata"]["annotations"] = wanted
+            answer = self.client.put(_path("replicasets", new_rs["metadata"]["namespace"], new_rs["metadata"]["name"]),
+                                     new_rs)
+            if answer.status == 200:
+                new_rs.clear()
+                new_rs.update(answer.json)
+
+    def _create_rs(self, deploy, old_rss, replicas, status, done):
+        meta, spec = deploy["metadata"], deploy.get("spec") or {}
+        ns = meta["namespace"]
+        digest = workloads.template_hash(deploy)
+        template = json.loads(json.dumps(spec.get("template") or {}))
+        template.setdefault("metadata", {}).setdefault("labels", {})[HASH_LABEL] = digest
+        selector = json.loads(json.dumps(spec.get("selector") or {}))
+        selector.setdefault("matchLabels", {})[HASH_LABEL] = digest
+        annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != LAST_APPLIED}
+        revisions = [int((rs["metadata"].get("annotations") or {}).get(REVISION) or 0) for rs in old_rss]
+        surge = fenceposts(deploy)[0] if (spec.get("strategy") or {}).get("type", "RollingUpdate") == "RollingUpdate" else 0
+        annotations.update({REVISION: str(max(revisions or [0]) + 1), DESIRED_REPLICAS: str(spec.get("replicas", 1)),
+                            MAX_REPLICAS: str(spec.get("replicas", 1) + surge)})
+        name = "%s-%s" % (meta["name"], digest)
+        body = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": {"name": name, "namespace": ns, "labels": dict(template["metadata"]["labels"]),
+                             "annotations": annotations,
+                             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": meta["name"],
+                                                  "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}]},
+                "spec": {"replicas": replicas, "minReadySeconds": spec.get("minReadySeconds", 0),
+                         "selector": selector, "template": template}}
+        answer = self.client.post(_path("replicasets", ns), body)
+        if answer.status == 201 and isinstance(answer.json, dict):
+            done.append("%s/%s: created ReplicaSet %s with %d replicas" % (ns, meta["name"], name, replicas))
+            _set_condition(status, "Progressing", "True", "NewReplicaSetCreated", 'Created new replica set "%s"' % name)
+            return answer.json
+        if answer.status == 409:
+            # a ReplicaSet of that name with another template: a hash collision; the next pass
+            # hashes with status.collisionCount + 1
+            status["collisionCount"] = int(status.get("collisionCount") or 0) + 1
+            done.append("%s/%s: hash collision on %s" % (ns, meta["name"], name))
+        return None
+
+    def _scale(self, rs, replicas, deploy, done):
+        rs = json.loads(json.dumps(rs))
+        old = _rs_replicas(rs)
+        rs["spec"]["replicas"] = replicas
+        rs["metadata"].setdefault("annotations", {})[DESIRED_REPLICAS] = str((deploy.get("spec") or {}).get("replicas", 1))
+        answer = self.client.put(_path("replicasets", rs["metadata"]["namespace"], rs["metadata"]["name"]), rs)
+        if answer.status == 200:
+            done.append("%s/%s: scaled ReplicaSet %s from %d to %d" % (
+                deploy["metadata"]["namespace"], deploy["metadata"]["name"], rs["metadata"]["name"], old, replicas))
+
+    def _cleanup(self, deploy, old_rss):
+        """cleanupDeployment: old ReplicaSets with no replicas beyond revisionHistoryLimit go."""
+        limit = (deploy.get("spec") or {}).get("revisionHistoryLimit", 10)
+        cleanable = [rs for rs in old_rss if _rs_replicas(rs) == 0 and _rs_status(rs, "replicas") == 0
+                     and _rs_status(rs, "observedGeneration") >= rs["metadata"].get("generation", 0)]
+        cleanable.sort(key=lambda rs: int((rs["metadata"].get("annotations") or {}).get(REVISION) or 0))
+        for rs in cleanable[:max(0, len(cleanable) - limit)]:
+            self.client.delete(_path("replicasets", rs["metadata"]["namespace"], rs["metadata"]["name"]))
+
+    # --- status (sync.go calculateStatus, progress.go syncRolloutStatus)
+    def _sync_status(self, deploy, all_rs, new_rs, status, done):
+        spec = deploy.get("spec") or {}
+        replicas = spec.get("replicas", 1)
+        available = sum(_rs_status(rs, "availableReplicas") for rs in all_rs)
+        total = sum(_rs_replicas(rs) for rs in all_rs)
+        status.update({"observedGeneration": deploy["metadata"].get("generation", 0),
+                       "replicas": sum(_rs_status(rs, "replicas") for rs in all_rs),
+                       "updatedReplicas": _rs_status(new_rs, "replicas") if new_rs else 0,
+                       "readyReplicas": sum(_rs_status(rs, "readyReplicas") for rs in all_rs),
+                       "availableReplicas": available,
+                       "unavailableReplicas": max(0, total - available)})
+        if available >= replicas - max_unavailable(deploy):
+            _set_condition(status, "Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
+        else:
+            _set_condition(status, "Available", "False", "MinimumReplicasUnavailable",
+                           "Deployment does not have minimum availability.")
+        old = deploy.get("status") or {}
+        progressing = _condition(status, "Progressing")
+        complete_before = progressing is not None and progressing.get("reason") == "NewReplicaSetAvailable" \
+            and status["replicas"] == status["updatedReplicas"]
+        if new_rs is not None and not complete_before:
+            rs_name = new_rs["metadata"]["name"]
+            if (status["updatedReplicas"] == replicas and status["replicas"] == replicas
+                    and available == replicas):
+                _set_condition(status, "Progressing", "True", "NewReplicaSetAvailable",
+                               'ReplicaSet "%s" has successfully progressed.' % rs_name)
+            elif (status["updatedReplicas"] > old.get("updatedReplicas", 0)
+                  or status["replicas"] - status["updatedReplicas"] < old.get("replicas", 0) - old.get("updatedReplicas", 0)
+                  or status["readyReplicas"] > old.get("readyReplicas", 0) or available > old.get("availableReplicas", 0)):
+                _set_condition(status, "Progressing", "True", "ReplicaSetUpdated",
+                               'ReplicaSet "%s" is progressing.' % rs_name, refresh=True)
+            elif progressing is not None and progressing.get("reason") != "ProgressDeadlineExceeded" \
+                    and _timed_out(progressing, spec.get("progressDeadlineSeconds", 600)):
+                _set_condition(status, "Progressing", "False", "ProgressDeadlineExceeded",
+                               'ReplicaSet "%s" has timed out progressing.' % rs_name)
+        for key in ("observedGeneration", "replicas", "updatedReplicas", "readyReplicas", "availableReplicas",
+                    "unavailableReplicas", "collisionCount"):
+            if not status.get(key):      # omitempty in apps/v1 DeploymentStatus
+                status.pop(key, None)
+        self._write_status(deploy, status, done)
+
+    def _write_status(self, deploy, status, done):
+        if status == (deploy.get("status") or {}):
+            return
+        meta = deploy["metadata"]
+        answer = self.client.put(_path("deployments", meta["namespace"], meta["name"]) + "/status",
+                                 dict(deploy, status=status))
+        if answer.status == 200:
+            old = deploy.get("status") or {}
+            changed = sorted(k for k in status if k != "conditions" and status[k] != old.get(k))
+            done.append("%s/%s: status %s" % (meta["namespace"], meta["name"],
+                                             ", ".join("%s=%s" % (k, status[k]) for k in changed) or "conditions"))
+
+
+def _timed_out(condition, deadline):
+    try:
+        since = datetime.datetime.strptime(condition.get("lastUpdateTime") or "", "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return False
+    since = since.replace(tzinfo=datetime.timezone.utc)
+    return since + datetime.timedelta(seconds=deadline) < datetime.datetime.now(datetime.timezone.utc)
+
+
+def _active(pod):
+    """controller.IsPodActive: not Succeeded/Failed, not being deleted."""
+    return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed") \
+        and not (pod.get("metadata") or {}).get("deletionTimestamp")
+
+
+def _deletion_rank(pod):
+    """controller.ActivePods ordering, the pods to delete first first: unassigned before assigned,
+    Pending before Unknown before Running, not ready before ready, ready for less time first, more
+    restarts first, newer first."""
+    status = pod.get("status") or {}
+    phase = {"Pending": 0, "Unknown": 1, "Running": 2}.get(status.get("phase"), 0)
+    ready = workloads.pod_ready(pod)
+    since = next((c.get("lastTransitionTime") or "" for c in status.get("conditions") or []
+                  if c.get("type") == "Ready"), "")
+    restarts = sum(int(c.get("restartCount") or 0) for c in status.get("containerStatuses") or [])
+    created = (pod.get("metadata") or {}).get("creationTimestamp") or ""
+    return (bool((pod.get("spec") or {}).get("nodeName")), phase, ready,
+            _Reverse(since) if ready else _Reverse(""), -restarts, _Reverse(created))
+
+
+class _Reverse:
+    def __init__(self, value):
+        self.value = value
+
+    def __lt__(self, other):
+        return self.value > other.value
+
+    def __eq__(self, other):
+        return self.value == other.value
+
+
+def _anti_affinity_terms(pod_spec):
+    """requiredDuringSchedulingIgnoredDuringExecution pod anti-affinity terms by hostname."""
+    terms = ((((pod_spec.get("affinity") or {}).get("podAntiAffinity") or {})
+              .get("requiredDuringSchedulingIgnoredDuringExecution")) or [])
+    return [t for t in terms if t.get("topologyKey") == "kubernetes.io/hostname"]
+
+
+def schedule(pod, nodes, pods):
+    """The scheduler's choice for `pod` among `nodes` (None: unschedulable, it stays Pending).
+    Filters: nodeSelector, taints against tolerations (TaintToleration, NodeUnschedulable), required
+    pod anti-affinity on kubernetes.io/hostname (matchLabels, the pod's own namespace). Score: the
+    fewest pods of the same owner (the default topology spread over hostnames), ties by node name
+    where the real scheduler picks at random among equal scores."""
+    spec = pod.get("spec") or {}
+    ns = pod["metadata"]["namespace"]
+    bound = [p for p in pods if _active(p) and (p.get("spec") or {}).get("nodeName")]
+    candidates = []
+    for node in nodes:
+        name = node["metadata"]["name"]
+        if not workloads.fits(node, spec):
+            continue
+        here = [p for p in bound if p["spec"]["nodeName"] == name]
+        if any(workloads.matches((t.get("labelSelector") or {}).get("matchLabels"), (p.get("metadata") or {}).get("labels"))
+               and p["metadata"].get("namespace") in (t.get("namespaces") or [ns])
+               for t in _anti_affinity_terms(spec) for p in here):
+            continue
+        owner = workloads.owner(pod)
+        same = sum(1 for p in here if workloads.owner(p) == owner)
+        candidates.append((same, name))
+    return min(candidates)[1] if candidates else None
+
+
+class ReplicaSets:
+    """ReplicaSet controller: as many active pods as spec.replicas, created from the template (owner
+    the ReplicaSet, `generateName: <rs>-`, bound by `schedule`), the surplus deleted in the order of
+    controller.ActivePods; status replicas, fullyLabeledReplicas, readyReplicas, availableReplicas,
+    observedGeneration from the pods seen at the start of the pass (as the real one). Also the
+    garbage collector's part for Deployments: a ReplicaSet whose owning Deployment is gone is
+    deleted, and so are pods whose owning ReplicaSet is gone."""
+
+    def __init__(self, client, reporter=None, namespace=None):
+        self.client = client
+        self.reporter = reporter
+        self.namespace = namespace
+
+    def pods_of(self, rs, pods=None):
+        if pods is None:
+            answer = self.client.get("/api/v1/namespaces/%s/pods?labelSelector=%s" % (
+                rs["metadata"]["namespace"], workloads.selector_query(rs)))
+            if answer.status != 200 or not isinstance(answer.json, dict):
+                return []
+            pods = answer.json.get("items") or []
+        selector = ((rs.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        return [p for p in pods if workloads.owned_by(p, rs) and _active(p)
+                and workloads.matches(selector, (p.get("metadata") or {}).get("labels"))]
+
+    def sync(self):
+        path = _path("replicasets", self.namespace) if self.namespace else REPLICASETS
+        rss = self.client.get(path)
+        nodes = self.client.get(NODES)
+        if rss.status != 200 or nodes.status != 200 or not isinstance(rss.json, dict) \
+                or not isinstance(nodes.json, dict):
+            return []
+        done = []
+        items = rss.json.get("items") or []
+        live = []
+        for rs in items:
+            owner = workloads.owner(rs)
+            if owner and owner[0] == "Deployment":
+                found = self.client.get(_path("deployments", rs["metadata"]["namespace"], owner[1]))
+                if found.status == 404 or (found.status == 200 and found.json["metadata"].get("uid") != owner[2]):
+                    self.client.request("DELETE", _path("replicasets", rs["metadata"]["namespace"], rs["metadata"]["name"]),
+                                        {"preconditions": {"uid": rs["metadata"]["uid"]}})
+                    done.append("%s/%s: deleted (its Deployment is gone)" % (rs["metadata"]["namespace"],
+                                                                           rs["metadata"]["name"]))
+                    continue
+            live.append(rs)
+        by_namespace = {}
+        for rs in live:
+            by_namespace.setdefault(rs["metadata"]["namespace"], []).append(rs)
+        pods_path = "/api/v1/namespaces/%s/pods" % self.namespace if self.namespace else "/api/v1/pods"
+        answer = self.client.get(pods_path)
+        if answer.status == 200 and isinstance(answer.json, dict):
+            uids = {rs["metadata"]["uid"] for rs in live}
+            for pod in answer.json.get("items") or []:
+                owner = workloads.owner(pod)
+                if owner and owner[0] == "ReplicaSet" and owner[2] not in uids:
+                    gone = self.client.delete("/api/v1/namespaces/%s/pods/%s" % (pod["metadata"]["namespace"],
+                                                                                pod["metadata"]["name"]))
+                    if gone.status == 200:
+                        done.append("%s/%s: deleted pod (its ReplicaSet is gone)" % (
+                            pod["metadata"]["namespace"], pod["metadata"]["name"]))
+        for ns, rss_here in by_namespace.items():
+            answer = self.client.get("/api/v1/namespaces/%s/pods" % ns)
+            if answer.status != 200 or not isinstance(answer.json, dict):
+                continue
+            pods = answer.json.get("items") or []
+            for rs in rss_here:
+                done += self.sync_one(rs, pods, nodes.json.get("items") or [])
+        if done and self.reporter:
+            self.reporter.event("replicaset-controller", self.client.server, "; ".join(done), force=True)
+        return done
+
+    def sync_one(self, rs, pods, nodes):
+        meta = rs["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        mine = self.pods_of(rs, pods)
+        status = self.status(rs, mine)
+        done = []
+        for pod in mine:       # pending pods the scheduler could not place yet
+            if not (pod.get("spec") or {}).get("nodeName"):
+                node = schedule(pod, nodes, pods)
+                if node:
+                    pod["spec"]["nodeName"] = node
+                    if self.client.put("/api/v1/namespaces/%s/pods/%s" % (ns, pod["metadata"]["name"]), pod).status == 200:
+                        done.append("%s/%s: bound pod %s to %s" % (ns, name, pod["metadata"]["name"], node))
+        diff = len(mine) - (rs.get("spec") or {}).get("replicas", 0)
+        if diff < 0:
+            for _ in range(-diff):
+                pod = self.new_pod(rs)
+                node = schedule(pod, nodes, pods)
+                if node:
+                    pod["spec"]["nodeName"] = node
+                answer = self.client.post("/api/v1/namespaces/%s/pods" % ns, pod)
+                if answer.status == 201 and isinstance(answer.json, dict):
+                    pods.append(answer.json)
+                    done.append("%s/%s: created pod %s on %s" % (ns, name, answer.json["metadata"]["name"],
+                                                                 node or "<pending: no node fits>"))
+        elif diff > 0:
+            for pod in sorted(mine, key=_deletion_rank)[:diff]:
+                answer = self.client.request("DELETE", "/api/v1/namespaces/%s/pods/%s" % (ns, pod["metadata"]["name"]),
+                                             {"preconditions": {"uid": pod["metadata"]["uid"]}})
+                if answer.status == 200:
+                    done.append("%s/%s: deleted pod %s on %s" % (ns, name, pod["metadata"]["name"],
+                                                                 pod["spec"].get("nodeName") or "<none>"))
+        if status != rs.get("status"):
+            answer = self.client.put(_path("replicasets", ns, name) + "/status", dict(rs, status=status))
+            if answer.status == 200:
+                done.append("%s/%s: status %s" % (ns, name, ", ".join(
+                    "%s=%s" % kv for kv in sorted(status.items()))))
+        return done
+
+    @staticmethod
+    def new_pod(rs):
+        template = json.loads(json.dumps((rs.get("spec") or {}).get("template") or {}))
+        meta = template.get("metadata") or {}
+        return {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"generateName": rs["metadata"]["name"] + "-", "namespace": rs["metadata"]["namespace"],
+                             "labels": dict(meta.get("labels") or {}),
+                             "annotations": dict(meta.get("annotations") or {}),
+                             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                                  "name": rs["metadata"]["name"], "uid": rs["metadata"]["uid"],
+                                                  "controller": True, "blockOwnerDeletion": True}]},
+                "spec": template.get("spec") or {}}
+
+    @staticmethod
+    def status(rs, pods):
+        spec = rs.get("spec") or {}
+        labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        min_ready = spec.get("minReadySeconds") or 0
+        status = {"replicas": len(pods),
+                  "fullyLabeledReplicas": sum(1 for p in pods if workloads.matches(labels, p["metadata"].get("labels"))),
+                  "readyReplicas": sum(1 for p in pods if workloads.pod_ready(p)),
+                  "availableReplicas": sum(1 for p in pods if workloads.pod_available(p, min_ready)),
+                  "observedGeneration": rs["metadata"].get("generation", 0)}
+        for key in ("fullyLabeledReplicas", "readyReplicas", "availableReplicas", "observedGeneration"):
+            if not status[key]:   # omitempty in apps/v1 ReplicaSetStatus
+                del status[key]
         return status

@@ -12,6 +12,10 @@ restarts through a pidfile) and the pod object; deleting the pod object makes a 
   tolerations, nodeName), its
   container run with the pod's env (values, fieldRef, resourceFieldRef limits.memory) and its
   service-account token, Ready as its readiness probe says. DaemonSetPods runs one per DaemonSet.
+- BoundPod: a pod another controller created and bound to this node (a ReplicaSet's, so a
+  Deployment's), whose container runs an emulated program: the same container machinery as
+  TemplatePod, but the kubelet only runs it; when the pod object goes, the container is stopped
+  and the ReplicaSet controller makes the replacement. ControllerPods runs one per such pod.
 """
 
 import base64
@@ -30,8 +34,8 @@ PROXY_DIR = os.environ.get("KUBEHA_EMU_KUBE_PROXY_DIR", "/var/lib/kube-proxy")
 PROXY_BIN = os.environ.get("KUBEHA_EMU_KUBE_PROXY_BIN", "/usr/local/bin/kube-proxy")
 POLL = 2.0
 # DaemonSet containers whose program is emulated here (the first word of `command` or of the image's
-# entrypoint, looked up in BIN_DIR): the emulated Cilium agent and promtail (agent.py).
-EMULATED_PROGRAMS = ("cilium-agent", "promtail")
+# entrypoint, looked up in BIN_DIR): the emulated Cilium agent, Cilium operator and promtail (agent.py).
+EMULATED_PROGRAMS = ("cilium-agent", "cilium-operator-generic", "promtail")
 BIN_DIR = os.environ.get("KUBEHA_EMU_BIN_DIR", "/usr/local/bin")
 # where the kubelet keeps pod volumes (the service-account token is one)
 KUBELET_PODS_DIR = os.environ.get("KUBEHA_EMU_KUBELET_PODS_DIR", "/var/lib/kubelet/pods")
@@ -179,7 +183,7 @@ class DaemonPod(threading.Thread):
         answer = self.api.get(self.pod_path())
         current = answer.json.get("metadata", {}).get("uid") if answer.status == 200 and isinstance(answer.json, dict) else None
         if answer.status == 404 or (answer.status == 200 and current != self.uid):
-            self._log("delete", "pod %s uid %s is gone: starting a new pod" % (self.pod_name, self.uid))
+            self._log("delete", "pod %s uid %s is gone: stopping its container" % (self.pod_name, self.uid))
             self.stop_process("pod deleted")
             self.uid = None
             self.restarts = 0
@@ -354,10 +358,12 @@ class TemplatePod(DaemonPod):
     """The pod of DaemonSet <namespace>/<name> on this node."""
 
     POLL = 1.0
+    KIND = "daemonset"
+    DELETE_ON_RETIRE = True     # the DaemonSet is gone: the garbage collector's part
 
     def __init__(self, api, node, namespace, name, pods_dir, log_dir, reporter, node_ip=None):
-        super().__init__("daemonset-%s-%s" % (namespace, name), api, node,
-                         os.path.join(pods_dir, "daemonset_%s_%s.pid" % (namespace, name)), reporter, node_ip)
+        super().__init__("%s-%s-%s" % (self.KIND, namespace, name), api, node,
+                         os.path.join(pods_dir, "%s_%s_%s.pid" % (self.KIND, namespace, name)), reporter, node_ip)
         self.namespace, self.ds_name = namespace, name
         self.log_dir = log_dir
         self.pod = None            # the pod object this process runs
@@ -388,15 +394,19 @@ class TemplatePod(DaemonPod):
         return max(0.0, min(float(spec.get("terminationGracePeriodSeconds", 30)), 30.0))
 
     # --- a new pod
-    def new_pod(self):
+    def find_pod(self):
+        """The pod object to run (existing or made now), or None."""
         ds = self.api.get("/apis/apps/v1/namespaces/%s/daemonsets/%s" % (self.namespace, self.ds_name))
         node = self.api.get("/api/v1/nodes/" + self.node)
         if ds.status != 200 or node.status != 200 or not isinstance(ds.json, dict) or not isinstance(node.json, dict):
-            return False
+            return None
         ds = ds.json
         if not workloads.should_run(node.json, ds):
-            return False
-        pod = self._existing_pod(ds) or self._create_from_template(ds)
+            return None
+        return self._existing_pod(ds) or self._create_from_template(ds)
+
+    def new_pod(self):
+        pod = self.find_pod()
         if pod is None:
             return False
         container, program = emulated_container(pod.get("spec") or {})
@@ -569,9 +579,9 @@ class TemplatePod(DaemonPod):
         super().run()
         if not self.retiring:
             return     # kubelet exiting: the process keeps running, as containers do
-        self.stop_process("daemonset deleted")
+        self.stop_process("%s deleted" % ("daemonset" if self.DELETE_ON_RETIRE else "pod"))
         try:
-            if self.pod_name:
+            if self.pod_name and self.DELETE_ON_RETIRE:
                 self.api.delete(self.pod_path())
         except OSError:
             pass
@@ -618,6 +628,109 @@ class DaemonSetPods(threading.Thread):
                 pass
             except Exception as exc:  # keep the kubelet alive; record the bug
                 self.reporter.event("error", self.api.server, "daemonset pods: %r" % exc, force=True)
+            self.stopping.wait(POLL)
+        for pod in self.pods.values():
+            pod.stopping.set()        # kubelet exiting: leave the processes running
+
+
+class BoundPod(TemplatePod):
+    """Pod <namespace>/<name>, bound to this node by its controller (a ReplicaSet's): run as it is."""
+
+    KIND = "pod"
+    DELETE_ON_RETIRE = False    # it is gone already; its controller makes the next one
+
+    def __init__(self, api, node, namespace, name, pods_dir, log_dir, reporter, node_ip=None):
+        super().__init__(api, node, namespace, name, pods_dir, log_dir, reporter, node_ip)
+        self.pod_name = name
+
+    def label(self):
+        return "pod %s/%s" % (self.namespace, self.ds_name)
+
+    def accept(self, record, proc):
+        return record.get("pod") == "%s/%s" % (self.namespace, self.ds_name)
+
+    def find_pod(self):
+        answer = self.api.get("/api/v1/namespaces/%s/pods/%s" % (self.namespace, self.ds_name))
+        if answer.status != 200 or not isinstance(answer.json, dict):
+            return None
+        pod = answer.json
+        if (pod.get("spec") or {}).get("nodeName") != self.node or pod["metadata"].get("deletionTimestamp"):
+            return None
+        if self.uid is not None and pod["metadata"].get("uid") != self.uid:
+            return None      # same name, another pod: ControllerPods starts a new BoundPod for it
+        return pod
+
+
+def controller_pod(pod):
+    """A pod made by a ReplicaSet (or a Deployment), not terminated, whose container is emulated here."""
+    owner = workloads.owner(pod)
+    return owner is not None and owner[0] in ("ReplicaSet", "Deployment") \
+        and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed") \
+        and emulated_container(pod.get("spec") or {})[0] is not None
+
+
+class ControllerPods(threading.Thread):
+    """The kubelet's side of the pods controllers bind to this node (ReplicaSets', so Deployments'):
+    every POLL seconds, one BoundPod per such pod whose program is emulated; a BoundPod whose pod
+    object is gone is retired (its container stopped), and so is a container a pidfile left from
+    before a kubelet restart whose pod went meanwhile."""
+
+    def __init__(self, api, node, pods_dir, log_dir, reporter, node_ip=None):
+        super().__init__(name="controller-pods", daemon=True)
+        self.api, self.node, self.node_ip = api, node, node_ip
+        self.pods_dir, self.log_dir, self.reporter = pods_dir, log_dir, reporter
+        self.pods = {}
+        self.swept = False
+        self.stopping = threading.Event()
+
+    def sync(self):
+        answer = self.api.get("/api/v1/pods?fieldSelector=spec.nodeName=" + self.node)
+        if answer.status != 200 or not isinstance(answer.json, dict):
+            return
+        wanted = set()
+        for pod in answer.json.get("items") or []:
+            if not controller_pod(pod):
+                continue
+            key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+            wanted.add(key)
+            if key not in self.pods:
+                self.pods[key] = BoundPod(self.api, self.node, key[0], key[1], self.pods_dir, self.log_dir,
+                                          self.reporter, self.node_ip)
+                self.pods[key].start()
+        if not self.swept:      # containers of pods deleted while the kubelet was down
+            self.swept = True
+            try:
+                names = os.listdir(self.pods_dir)
+            except OSError:
+                names = []
+            for name in names:
+                parts = name[:-len(".pid")].split("_") if name.startswith("pod_") and name.endswith(".pid") else []
+                key = tuple(parts[1:]) if len(parts) == 3 else None
+                if key and key not in wanted and key not in self.pods and self._ours(name, key):
+                    orphan = BoundPod(self.api, self.node, key[0], key[1], self.pods_dir, self.log_dir,
+                                      self.reporter, self.node_ip)
+                    orphan.retire()
+                    orphan.start()
+        for key in set(self.pods) - wanted:
+            self.pods.pop(key).retire()
+
+    def _ours(self, name, key):
+        """A BoundPod's pidfile (not a static pod's that happens to be named alike)."""
+        try:
+            with open(os.path.join(self.pods_dir, name), encoding="utf-8") as handle:
+                record = json.load(handle)
+        except (OSError, ValueError):
+            return False
+        return record.get("pod") == "%s/%s" % key and "file" not in record
+
+    def run(self):
+        while not self.stopping.is_set():
+            try:
+                self.sync()
+            except OSError:
+                pass
+            except Exception as exc:  # keep the kubelet alive; record the bug
+                self.reporter.event("error", self.api.server, "controller pods: %r" % exc, force=True)
             self.stopping.wait(POLL)
         for pod in self.pods.values():
             pod.stopping.set()        # kubelet exiting: leave the processes running

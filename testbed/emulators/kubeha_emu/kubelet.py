@@ -1,5 +1,6 @@
 """kubelet emulator: static pods as host processes, Node + Lease heartbeat, mirror pods, the
-kube-proxy DaemonSet pod, the pods of DaemonSets that run emulated programs, /healthz. Kubeconfig
+kube-proxy DaemonSet pod, the pods of DaemonSets that run emulated programs and those of
+ReplicaSets (Deployments) bound to this node that do, /healthz. Kubeconfig
 read once at start (see client.py)."""
 
 import copy
@@ -227,6 +228,7 @@ def run(argv):
         threads.append(NodeAgent(api, node, values["node-ip"], static, reporter))
         threads.append(daemonpod.KubeProxyPod(api, node, PODS_DIR, POD_LOG_DIR, reporter, values["node-ip"]))
         threads.append(daemonpod.DaemonSetPods(api, node, PODS_DIR, POD_LOG_DIR, reporter, values["node-ip"]))
+        threads.append(daemonpod.ControllerPods(api, node, PODS_DIR, POD_LOG_DIR, reporter, values["node-ip"]))
     static.sync()
     for thread in threads:
         thread.start()

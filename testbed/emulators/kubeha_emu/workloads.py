@@ -77,20 +77,40 @@ def should_run(node, ds):
     labels and every NoSchedule/NoExecute taint is tolerated (with the daemon tolerations).
     Node affinity is not emulated."""
     spec = ((ds.get("spec") or {}).get("template") or {}).get("spec") or {}
+    extra = DAEMON_TOLERATIONS + ([HOST_NETWORK_TOLERATION] if spec.get("hostNetwork") else [])
+    return fits(node, spec, extra)
+
+
+def fits(node, pod_spec, extra_tolerations=()):
+    """The scheduler's NodeAffinity (nodeSelector only) and TaintToleration filters: the pod spec's
+    nodeSelector matches the node's labels and every NoSchedule/NoExecute taint is tolerated."""
     labels = (node.get("metadata") or {}).get("labels") or {}
-    if any(labels.get(k) != v for k, v in (spec.get("nodeSelector") or {}).items()):
+    if any(labels.get(k) != v for k, v in (pod_spec.get("nodeSelector") or {}).items()):
         return False
-    tolerations = list(spec.get("tolerations") or []) + DAEMON_TOLERATIONS
-    if spec.get("hostNetwork"):
-        tolerations.append(HOST_NETWORK_TOLERATION)
-    return all(_tolerates(tolerations, t) for t in (node.get("spec") or {}).get("taints") or []
-               if t.get("effect") in ("NoSchedule", "NoExecute"))
+    tolerations = list(pod_spec.get("tolerations") or []) + list(extra_tolerations)
+    taints = list((node.get("spec") or {}).get("taints") or [])
+    if (node.get("spec") or {}).get("unschedulable"):   # NodeUnschedulable: this taint's toleration
+        taints.append({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"})
+    return all(_tolerates(tolerations, t) for t in taints if t.get("effect") in ("NoSchedule", "NoExecute"))
+
+
+def matches(selector_labels, labels):
+    """A matchLabels selector against an object's labels (an empty selector matches nothing here)."""
+    return bool(selector_labels) and all((labels or {}).get(k) == v for k, v in selector_labels.items())
 
 
 def owned_by(pod, ds):
     uid = (ds.get("metadata") or {}).get("uid")
     return any(ref.get("controller") and ref.get("uid") == uid
                for ref in (pod.get("metadata") or {}).get("ownerReferences") or [])
+
+
+def owner(pod):
+    """(kind, name, uid) of the pod's controller ownerReference, or None."""
+    for ref in (pod.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return ref.get("kind"), ref.get("name"), ref.get("uid")
+    return None
 
 
 def selector_query(ds):

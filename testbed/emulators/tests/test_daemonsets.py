@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import urllib.request
 
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from componentkit import EMU_DIR, Tree, alive, free_port, kubelet_config, wait_for
 from kubeha_emu import agent, workloads
 from kubeha_emu import client as kclient
-from kubeha_emu.controllers import DaemonSets
+from kubeha_emu.controllers import DaemonSets, Deployments, ReplicaSets
 
 KUBECTL = os.environ.get("KUBECTL") or shutil.which("kubectl")
 APPS = "/apis/apps/v1"
@@ -522,11 +523,12 @@ def test_the_planted_objects_run_on_the_emulated_kubelet(tree, pki, apiserver, t
     if not KUBECTL:
         pytest.skip("kubectl not installed")
     repo = os.path.dirname(os.path.dirname(EMU_DIR))
-    tokens = {"cilium": "t0ken-pins-cilium-" + "d" * 16, "promtail": "t0ken-pins-promtail-" + "e" * 16}
+    tokens = {"cilium": "t0ken-pins-cilium-" + "d" * 16, "promtail": "t0ken-pins-promtail-" + "e" * 16,
+              "cilium-operator": "t0ken-pins-cilium-operator-" + "9" * 16}
     with open(pki.token_file, encoding="utf-8") as handle:
         known = handle.read()
     with open(pki.token_file, "a", encoding="utf-8") as handle:
-        for sa, ns in (("cilium", "kube-system"), ("promtail", "logging")):
+        for sa, ns in (("cilium", "kube-system"), ("promtail", "logging"), ("cilium-operator", "kube-system")):
             if tokens[sa] not in known:
                 handle.write('%s,system:serviceaccount:%s:%s,uid-%s,"system:serviceaccounts"\n'
                              % (tokens[sa], ns, sa, sa))
@@ -539,6 +541,7 @@ def test_the_planted_objects_run_on_the_emulated_kubelet(tree, pki, apiserver, t
     manifest = tmp_path / "pins.yaml"
     manifest.write_text(template.render(first_master_ip="127.0.0.1", kube_apiserver_port=apiserver.port,
                                         ca_crt_b64=ca_b64, cilium_token=tokens["cilium"],
+                                        cilium_operator_token=tokens["cilium-operator"],
                                         promtail_token=tokens["promtail"]))
     admin = apiserver.kubeconfig(str(tmp_path / "admin.conf"))
     apply = [os.path.join(repo, ".venv/bin/python"), os.path.join(repo, "testbed/install/files/kubeha-apply"),
@@ -552,6 +555,7 @@ def test_the_planted_objects_run_on_the_emulated_kubelet(tree, pki, apiserver, t
     assert "created DaemonSet logging/promtail" in first.stdout
     again = subprocess.run(apply, capture_output=True, text=True, env=run_env, timeout=120)
     assert again.returncode == 0 and "created" not in again.stdout and "updated" not in again.stdout, again.stdout
+    stop_threads, threads = threading.Event(), []
     try:
         node = "pins-node"
         apiserver.request("DELETE", "/api/v1/nodes/" + node)
@@ -585,13 +589,53 @@ def test_the_planted_objects_run_on_the_emulated_kubelet(tree, pki, apiserver, t
         assert record["process"]["argv"][1:] == ["-config.file=/etc/promtail/promtail.yaml"]   # the image's entrypoint
         assert process_env(record["pid"])["HOSTNAME"] == node
         assert promtail["metadata"]["ownerReferences"][0]["name"] == "promtail"
+
+        # the operator Deployment, with the controller-manager's Deployment and ReplicaSet
+        # controllers (kube-system only, where this test's objects are): one replica runs on the
+        # node, the other stays Pending (the chart's required anti-affinity, one node here)
+        api = kclient.Client(admin)
+
+        def controllers():
+            while not stop_threads.is_set():
+                try:
+                    Deployments(api, namespace="kube-system").sync()
+                    ReplicaSets(api, namespace="kube-system").sync()
+                except OSError:
+                    pass
+                stop_threads.wait(1.0)
+        threads.append(threading.Thread(target=controllers, daemon=True))
+        threads[-1].start()
+        operators = "/api/v1/namespaces/kube-system/pods?labelSelector=io.cilium/app=operator"
+        wait_for(lambda: (s := tree.status("cilium-operator")).get("connected") and s["server"] == server,
+                 timeout=30, what="cilium-operator connected to %s" % server)
+        running = wait_for(lambda: [p for p in apiserver.request("GET", operators)[2]["items"]
+                                    if p["spec"].get("nodeName") == node and workloads.pod_ready(p)],
+                           timeout=40, what="operator pod Ready (its /healthz on 127.0.0.1:9234)")
+        assert running[0]["spec"]["serviceAccountName"] == "cilium-operator"
+        assert running[0]["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet"
+        status = wait_for(lambda: (d := apiserver.request("GET", "%s/namespaces/kube-system/deployments/cilium-operator"
+                                                          % APPS)[2]["status"]).get("availableReplicas") == 1 and d,
+                          timeout=20, what="one replica available")
+        assert (status["replicas"], status["updatedReplicas"], status["unavailableReplicas"]) == (2, 2, 1)
+        pending = [p for p in apiserver.request("GET", operators)[2]["items"] if not p["spec"].get("nodeName")]
+        assert len(pending) == 1
+        lease = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/cilium-operator-resource-lock"
+        wait_for(lambda: apiserver.request("GET", lease)[2]["spec"]["holderIdentity"]
+                 == tree.status("cilium-operator")["identity"], timeout=20, what="the operator's lock held by it")
     finally:
+        stop_threads.set()
+        for thread in threads:
+            thread.join(10)
         for path in ("%s/namespaces/kube-system/daemonsets/cilium" % APPS,
                      "%s/namespaces/logging/daemonsets/promtail" % APPS,
                      "%s/namespaces/kube-system/deployments/cilium-operator" % APPS,
                      "/api/v1/namespaces/kube-system/configmaps/cilium-config",
-                     "/api/v1/namespaces/kube-system/secrets/cilium-token"):
+                     "/api/v1/namespaces/kube-system/secrets/cilium-token",
+                     "/api/v1/namespaces/kube-system/secrets/cilium-operator-token"):
             apiserver.request("DELETE", path)
+        cleanup = kclient.Client(admin)
+        for _ in range(2):      # the garbage collector's part: the operator's ReplicaSet and pods
+            ReplicaSets(cleanup, namespace="kube-system").sync()
         cilium_pods = "/api/v1/namespaces/kube-system/pods?labelSelector=k8s-app=cilium"
         wait_for(lambda: not apiserver.request("GET", cilium_pods)[2]["items"], timeout=15, what="cilium pods gone")
         apiserver.request("DELETE", "/api/v1/namespaces/logging")

@@ -52,6 +52,10 @@ APPS = [
     Resource("apps", "v1", "daemonsets", "daemonset", "DaemonSet", True, ["ds"], status=True),
     Resource("apps", "v1", "deployments", "deployment", "Deployment", True, ["deploy"], status=True,
              categories=["all"]),
+    Resource("apps", "v1", "replicasets", "replicaset", "ReplicaSet", True, ["rs"], status=True,
+             categories=["all"]),
+    Resource("apps", "v1", "statefulsets", "statefulset", "StatefulSet", True, ["sts"], status=True,
+             categories=["all"]),
 ]
 ALL = CORE + COORDINATION + APPS
 BY_GROUP = {}
@@ -109,8 +113,8 @@ def _defaults(obj):
                     item.setdefault("restartCount", 0)
 
 
-# apps/v1 defaulting (k8s.io/kubernetes pkg/apis/apps/v1/defaults.go, SetDefaults_DaemonSet and
-# SetDefaults_Deployment), applied to every write before generations are compared, as the real
+# apps/v1 defaulting (k8s.io/kubernetes pkg/apis/apps/v1/defaults.go, SetDefaults_DaemonSet,
+# SetDefaults_Deployment, SetDefaults_ReplicaSet, SetDefaults_StatefulSet), applied to every write before generations are compared, as the real
 # decoder does. Pod-template defaults (restartPolicy, dnsPolicy, ...) are not emulated.
 def _apps_defaults(obj):
     spec = obj.get("spec")
@@ -133,16 +137,34 @@ def _apps_defaults(obj):
             rolling = strategy.setdefault("rollingUpdate", {})
             rolling.setdefault("maxUnavailable", "25%")
             rolling.setdefault("maxSurge", "25%")
+    elif obj.get("kind") == "ReplicaSet":
+        spec.pop("revisionHistoryLimit", None)    # not a ReplicaSet field
+        spec.setdefault("replicas", 1)
+    elif obj.get("kind") == "StatefulSet":
+        spec.setdefault("replicas", 1)
+        spec.setdefault("podManagementPolicy", "OrderedReady")
+        strategy = spec.setdefault("updateStrategy", {})
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            strategy.setdefault("rollingUpdate", {}).setdefault("partition", 0)
+        # StatefulSetAutoDeletePVC, beta and on by default since 1.27
+        policy = spec.setdefault("persistentVolumeClaimRetentionPolicy", {})
+        policy.setdefault("whenDeleted", "Retain")
+        policy.setdefault("whenScaled", "Retain")
 
 
 # apps/v1 keeps the internal spec.templateGeneration in this annotation (pkg/apis/apps/v1/conversion.go)
 TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
 DAEMONSET_STATUS_COUNTS = ("currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady")
+# the status fields without omitempty in the Go types, which a reset status therefore shows
+RESET_STATUS = {"daemonsets": {k: 0 for k in DAEMONSET_STATUS_COUNTS}, "deployments": {},
+                "replicasets": {"replicas": 0}, "statefulsets": {"replicas": 0, "availableReplicas": 0}}
 
 
 def _validate_apps(res, obj, old=None):
-    """The checks of the apps/v1 validation the DaemonSet controller relies on: a selector that
-    selects the template's labels, and (on update) the same selector (immutable in apps/v1)."""
+    """The checks of the apps/v1 validation the controllers rely on: a selector that selects the
+    template's labels, and (on update) the same selector (immutable in apps/v1); a StatefulSet's
+    spec may change only in the fields ValidateStatefulSetUpdate allows."""
     spec = obj.get("spec") or {}
     name = obj.get("metadata", {}).get("name", "")
     selector = (spec.get("selector") or {}).get("matchLabels")
@@ -152,7 +174,20 @@ def _validate_apps(res, obj, old=None):
     if any(labels.get(k) != v for k, v in selector.items()):
         raise errors.invalid(res.kind, name, "spec.template.metadata.labels: Invalid value: %s: `selector` "
                              "does not match template `labels`" % json.dumps(labels, sort_keys=True), res.group)
-    if old is not None and (old.get("spec") or {}).get("selector") != spec.get("selector"):
+    if old is None:
+        return
+    if res.plural == "statefulsets":
+        # ValidateStatefulSetUpdate: only these spec fields may change
+        mutable = ("replicas", "ordinals", "template", "updateStrategy", "persistentVolumeClaimRetentionPolicy",
+                   "minReadySeconds")
+        before = {k: v for k, v in (old.get("spec") or {}).items() if k not in mutable}
+        after = {k: v for k, v in spec.items() if k not in mutable}
+        if before != after:
+            raise errors.invalid(res.kind, name, "spec: Forbidden: updates to statefulset spec for fields other "
+                                 "than 'replicas', 'ordinals', 'template', 'updateStrategy', "
+                                 "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+                                 res.group)
+    if (old.get("spec") or {}).get("selector") != spec.get("selector"):
         raise errors.invalid(res.kind, name, "spec.selector: Invalid value: %s: field is immutable"
                              % json.dumps(spec.get("selector"), sort_keys=True), res.group)
 
@@ -261,9 +296,9 @@ class Store:
             _validate_apps(res, obj)
             if res.plural == "daemonsets":   # spec.templateGeneration 1, in apps/v1 this annotation
                 meta.setdefault("annotations", {})[TEMPLATE_GENERATION] = "1"
-            # the real strategies reset status on create; these DaemonSetStatus counts have no omitempty
-            obj["status"] = {k: 0 for k in DAEMONSET_STATUS_COUNTS} if res.plural == "daemonsets" else {}
-        if res.plural in ("pods", "daemonsets", "deployments"):
+            # the real strategies reset status on create (fields without omitempty stay, at 0)
+            obj["status"] = dict(RESET_STATUS[res.plural])
+        if res.plural in ("pods", "daemonsets", "deployments", "replicasets", "statefulsets"):
             meta["generation"] = 1
         rev = _etcd(self.etcd.create, key_for(res, namespace, name), _encode(obj))
         if rev is None:

@@ -1,6 +1,6 @@
 """meta.k8s.io/v1 Table output (what kubectl asks for with `Accept: ...;as=Table`), with the
 real apiserver's columns for pods, nodes, configmaps, secrets, namespaces, leases, events,
-daemonsets and deployments (pkg/printers/internalversion/printers.go)."""
+daemonsets, deployments, replicasets and statefulsets (pkg/printers/internalversion/printers.go)."""
 
 import calendar
 import time
@@ -123,6 +123,17 @@ def _deployment_cells(o):
             st.get("updatedReplicas", 0), st.get("availableReplicas", 0), age(o)] + _images(o) + [_selector(o)]
 
 
+def _replicaset_cells(o):
+    st = o.get("status") or {}
+    return [(o.get("spec") or {}).get("replicas", 0), st.get("replicas", 0), st.get("readyReplicas", 0),
+            age(o)] + _images(o) + [_selector(o)]
+
+
+def _statefulset_cells(o):
+    st = o.get("status") or {}
+    return ["%d/%d" % (st.get("readyReplicas", 0), (o.get("spec") or {}).get("replicas", 0)), age(o)] + _images(o)
+
+
 COLUMNS = {
     "pods": ([NAME, col("Ready", desc="The aggregate readiness state of this pod for accepting traffic."),
               col("Status", desc="The aggregate status of the containers in this pod."),
@@ -147,6 +158,11 @@ COLUMNS = {
     "deployments": ([NAME, col("Ready"), col("Up-to-date", "integer"), col("Available", "integer"), AGE,
                      col("Containers", priority=1), col("Images", priority=1), col("Selector", priority=1)],
                     _deployment_cells),
+    "replicasets": ([NAME, col("Desired", "integer"), col("Current", "integer"), col("Ready", "integer"), AGE,
+                     col("Containers", priority=1), col("Images", priority=1), col("Selector", priority=1)],
+                    _replicaset_cells),
+    "statefulsets": ([NAME, col("Ready"), AGE, col("Containers", priority=1), col("Images", priority=1)],
+                     _statefulset_cells),
     "events": ([col("Last Seen"), col("Type"), col("Reason"), col("Object"), col("Message")],
                None),
 }
