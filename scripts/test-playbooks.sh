@@ -198,11 +198,11 @@ fi
 #     at its end, naming it; accepted by name (kubeha_accept_pins), the run passes and says so
 addon=/etc/kube-router/kubeconfig
 docker exec kubeha-worker2 sh -c "mkdir -p ${addon%/*} && printf 'apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://172.30.0.11:6443\n  name: kubernetes\ncontexts: []\nusers: []\n' > $addon"
-if ap verdict-left -i "$inv" playbooks/convert.yml --tags verify; then ko "verdict: a run with $addon on kubeha-worker2 naming master 1 passed"
+if ap verdict-left -i "$inv" playbooks/convert.yml --tags verify,report; then ko "verdict: a run with $addon on kubeha-worker2 naming master 1 passed"
 elif grep -q "Not HA yet: 1 place(s) still reach the API through one master" "$logs/verdict-left.log" \
     && grep -q "kubeha-worker2:$addon" "$logs/verdict-left.log"; then ok "verdict: a pin left ($addon on kubeha-worker2) fails the run, named"
 else ko "verdict: the run failed without naming the pin (see $logs/verdict-left.log)"; fi
-if ap verdict-accepted -i "$inv" playbooks/convert.yml --tags verify -e "{\"kubeha_accept_pins\": [\"kubeha-worker2:$addon\"]}" \
+if ap verdict-accepted -i "$inv" playbooks/convert.yml --tags verify,report -e "{\"kubeha_accept_pins\": [\"kubeha-worker2:$addon\"]}" \
     && grep -q "(accepted: kubeha-worker2:$addon)" "$logs/verdict-accepted.log"; then ok "verdict: the same pin accepted by name passes, and says so"
 else ko "verdict: the accepted pin did not pass (see $logs/verdict-accepted.log)"; fi
 docker exec kubeha-worker2 rm -rf "${addon%/*}"
