@@ -135,8 +135,9 @@ fn is_cilium(object: &Value) -> bool {
         || name.starts_with("cilium-")
 }
 
-/// A host as written in an env value: a bare address or name, or an https URL.
-fn host_in(value: &str) -> Option<Host> {
+/// A host as written in an env value: a bare address or name (IPv6 maybe in brackets), or an
+/// https URL.
+pub fn host_in(value: &str) -> Option<Host> {
     if value.starts_with("https://") {
         return ServerUrl::parse(value, "env").ok().map(|u| u.host);
     }
@@ -145,6 +146,15 @@ fn host_in(value: &str) -> Option<Host> {
         .and_then(|v| v.strip_suffix(']'))
         .unwrap_or(value);
     Host::parse(bare, "env").ok()
+}
+
+/// The master an env value pins a container to (`KUBERNETES_SERVICE_HOST` naming one, or an
+/// https URL naming one), if any: what the scan reports and `cluster_workloads` repoints.
+pub fn env_names_master<'m>(name: &str, value: &str, masters: &'m Masters) -> Option<&'m str> {
+    if name != "KUBERNETES_SERVICE_HOST" && !value.starts_with("https://") {
+        return None;
+    }
+    host_in(value).and_then(|h| masters.which(&h))
 }
 
 fn workload(kind: &str, object: &Value, masters: &Masters, endpoint: &Endpoint, out: &mut Scan) {
@@ -163,11 +173,7 @@ fn workload(kind: &str, object: &Value, masters: &Masters, endpoint: &Endpoint, 
             else {
                 continue;
             };
-            let wanted = var_name == "KUBERNETES_SERVICE_HOST" || value.starts_with("https://");
-            let Some(master) = wanted.then(|| host_in(value)).flatten() else {
-                continue;
-            };
-            let Some(master) = masters.which(&master) else {
+            let Some(master) = env_names_master(var_name, value, masters) else {
                 continue;
             };
             let fix = if is_cilium(object) {

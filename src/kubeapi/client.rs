@@ -99,6 +99,45 @@ pub fn get_json(t: &dyn Transport, path: &str) -> Result<serde_json::Value> {
     })
 }
 
+/// What a PUT carrying the object's `metadata.resourceVersion` did.
+pub enum Put {
+    Stored(serde_json::Value),
+    /// 409: the object changed since it was read; read it again and re-apply the edit.
+    Conflict,
+}
+
+/// PUT `object` (named `what` in errors) to `path`: the stored object, or [`Put::Conflict`].
+pub fn put_json(
+    t: &dyn Transport,
+    path: &str,
+    what: &str,
+    object: &serde_json::Value,
+) -> Result<Put> {
+    let body = serde_json::to_vec(object)
+        .map_err(|e| Error::Refused(format!("cannot encode {what}: {e}")))?;
+    let req = Request {
+        method: "PUT",
+        path,
+        content_type: Some("application/json"),
+        body: Some(&body),
+    };
+    let resp = t
+        .send(&req)
+        .map_err(|e| Error::remote(t.server(), format!("PUT {path}: {e}")))?;
+    match resp.status {
+        200 | 201 => serde_json::from_slice(&resp.body)
+            .map(Put::Stored)
+            .map_err(|e| {
+                Error::remote(
+                    t.server(),
+                    format!("PUT {path}: the answer is not JSON: {e}"),
+                )
+            }),
+        409 => Ok(Put::Conflict),
+        _ => Err(status_error(&t.server(), &format!("PUT {path}"), &resp)),
+    }
+}
+
 /// Turn a non-2xx answer into an error that says what to do.
 pub fn status_error(server: &str, what: &str, resp: &Response) -> Error {
     let hint = match resp.status {

@@ -2,9 +2,8 @@
 //! `metadata.resourceVersion`; on 409 Conflict (someone changed it in between) read it again and
 //! re-apply the edit, a bounded number of times. Check mode stops after the GET.
 
-use super::client::{get_json, status_error, Transport};
+use super::client::{get_json, put_json, Put, Transport};
 use crate::error::{Error, Result};
-use crate::net::http::Request;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -46,38 +45,6 @@ pub fn path_of(namespace: &str, name: &str) -> String {
 /// GET a ConfigMap.
 pub fn get(t: &dyn Transport, namespace: &str, name: &str) -> Result<Value> {
     get_json(t, &path_of(namespace, name))
-}
-
-enum Put {
-    Stored(Value),
-    Conflict,
-}
-
-fn put(t: &dyn Transport, namespace: &str, name: &str, object: &Value) -> Result<Put> {
-    let path = path_of(namespace, name);
-    let body = serde_json::to_vec(object)
-        .map_err(|e| Error::Refused(format!("cannot encode ConfigMap {namespace}/{name}: {e}")))?;
-    let req = Request {
-        method: "PUT",
-        path: &path,
-        content_type: Some("application/json"),
-        body: Some(&body),
-    };
-    let resp = t
-        .send(&req)
-        .map_err(|e| Error::remote(t.server(), format!("PUT {path}: {e}")))?;
-    match resp.status {
-        200 | 201 => serde_json::from_slice(&resp.body)
-            .map(Put::Stored)
-            .map_err(|e| {
-                Error::remote(
-                    t.server(),
-                    format!("PUT {path}: the answer is not JSON: {e}"),
-                )
-            }),
-        409 => Ok(Put::Conflict),
-        _ => Err(status_error(&t.server(), &format!("PUT {path}"), &resp)),
-    }
 }
 
 fn resource_version(object: &Value) -> String {
@@ -159,7 +126,8 @@ pub fn update_key(
         }
         object["data"][key] = Value::String(new_text.clone());
         attempts += 1;
-        match put(t, namespace, name, &object)? {
+        let what = format!("ConfigMap {namespace}/{name}");
+        match put_json(t, &path_of(namespace, name), &what, &object)? {
             Put::Stored(stored) => {
                 return Ok(Outcome {
                     namespace: namespace.into(),
@@ -184,7 +152,7 @@ pub fn update_key(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::http::Response;
+    use crate::net::http::{Request, Response};
     use serde_json::json;
     use std::cell::RefCell;
 

@@ -3,7 +3,7 @@
 //! concurrent writer makes the PUT fail with 409 and the caller reads again), and their rollout
 //! judged from `status` as `kubectl rollout status` judges it ([`rollout`]).
 
-use super::client::{get_json, status_error, Transport};
+use super::client::{get_json, put_json, status_error, Put, Transport};
 use crate::error::{Error, Result};
 use crate::net::http::Request;
 use serde_json::Value;
@@ -115,39 +115,9 @@ pub fn get(t: &dyn Transport, id: &WorkloadId) -> Result<Option<Value>> {
     }
 }
 
-/// What a PUT did.
-pub enum Put {
-    Stored(Value),
-    /// 409: the object changed since it was read.
-    Conflict,
-}
-
 /// PUT the workload (carrying the `metadata.resourceVersion` it was read with).
 pub fn put(t: &dyn Transport, id: &WorkloadId, object: &Value) -> Result<Put> {
-    let path = id.path();
-    let body = serde_json::to_vec(object)
-        .map_err(|e| Error::Refused(format!("cannot encode {id}: {e}")))?;
-    let req = Request {
-        method: "PUT",
-        path: &path,
-        content_type: Some("application/json"),
-        body: Some(&body),
-    };
-    let resp = t
-        .send(&req)
-        .map_err(|e| Error::remote(t.server(), format!("PUT {path}: {e}")))?;
-    match resp.status {
-        200 | 201 => serde_json::from_slice(&resp.body)
-            .map(Put::Stored)
-            .map_err(|e| {
-                Error::remote(
-                    t.server(),
-                    format!("PUT {path}: the answer is not JSON: {e}"),
-                )
-            }),
-        409 => Ok(Put::Conflict),
-        _ => Err(status_error(&t.server(), &format!("PUT {path}"), &resp)),
-    }
+    put_json(t, &id.path(), &id.to_string(), object)
 }
 
 /// GET the workload, which must exist (for the rollout wait).

@@ -19,13 +19,14 @@
 //! Docs: the sidecar `cluster_workloads.yml`.
 
 use crate::diff::FileDiff;
-use crate::endpoint::{Endpoint, Host, ServerUrl};
+use crate::endpoint::{Endpoint, ServerUrl};
 use crate::error::{Error, Result};
 use crate::fsio::{self, FileAttrs};
+use crate::info::cluster_pins::env_names_master;
 use crate::info::pins::Masters;
-use crate::kubeapi::client::{get_json, ApiServer, Transport};
+use crate::kubeapi::client::{get_json, ApiServer, Put, Transport};
 use crate::kubeapi::pods;
-use crate::kubeapi::workload::{self, Kind as WorkloadKind, Put, Rollout, WorkloadId};
+use crate::kubeapi::workload::{self, Kind as WorkloadKind, Rollout, WorkloadId};
 use crate::options::{Default, Kind, ModuleSpec, OptionSpec, Options};
 use crate::protocol::{Module, ModuleOutput};
 use serde_json::{json, Value};
@@ -533,18 +534,6 @@ fn save_once(path: &Path, object: &Value) -> Result<()> {
     fsio::write_once(path, &text, attrs).map(|_| ())
 }
 
-/// A host as an env value writes it: bare, in brackets, or inside an https URL.
-fn host_of(value: &str) -> Option<Host> {
-    if value.starts_with("https://") {
-        return ServerUrl::parse(value, "env").ok().map(|u| u.host);
-    }
-    let bare = value
-        .strip_prefix('[')
-        .and_then(|v| v.strip_suffix(']'))
-        .unwrap_or(value);
-    Host::parse(bare, "env").ok()
-}
-
 /// The env lists of every init container, then every container (the order the kubelet starts
 /// them): (container name, env array).
 fn env_lists(object: &mut Value) -> Vec<(String, &mut Vec<Value>)> {
@@ -569,11 +558,15 @@ fn env_lists(object: &mut Value) -> Vec<(String, &mut Vec<Value>)> {
     out
 }
 
-/// Does this env value pin the container to a master? (`KUBERNETES_SERVICE_HOST` naming one, or
-/// an https URL naming one.)
-fn pins_a_master(name: &str, value: &str, masters: &Masters) -> bool {
-    (name == "KUBERNETES_SERVICE_HOST" || value.starts_with("https://"))
-        && host_of(value).is_some_and(|h| masters.which(&h).is_some())
+/// This container's `KUBERNETES_SERVICE_HOST` names a master (so its `KUBERNETES_SERVICE_PORT`
+/// follows the host).
+fn service_host_pinned(env: &[Value], masters: &Masters) -> bool {
+    env.iter().any(|v| {
+        v["name"] == "KUBERNETES_SERVICE_HOST"
+            && v["value"]
+                .as_str()
+                .is_some_and(|s| env_names_master("KUBERNETES_SERVICE_HOST", s, masters).is_some())
+    })
 }
 
 /// The forward edit: every env value naming a master repointed at `endpoint`.
@@ -585,22 +578,18 @@ pub fn repoint(
     let mut edited = object.clone();
     let mut changes = Vec::new();
     for (container, env) in env_lists(&mut edited) {
-        let host_pinned = env.iter().any(|v| {
-            v["name"] == "KUBERNETES_SERVICE_HOST"
-                && v["value"]
-                    .as_str()
-                    .is_some_and(|s| pins_a_master("KUBERNETES_SERVICE_HOST", s, masters))
-        });
+        let host_pinned = service_host_pinned(env, masters);
         for var in env.iter_mut() {
             let (Some(name), Some(value)) = (var["name"].as_str(), var["value"].as_str()) else {
                 continue;
             };
-            let after = if name == "KUBERNETES_SERVICE_HOST" && pins_a_master(name, value, masters)
+            let after = if name == "KUBERNETES_SERVICE_HOST"
+                && env_names_master(name, value, masters).is_some()
             {
                 endpoint.host().to_string()
             } else if name == "KUBERNETES_SERVICE_PORT" && host_pinned {
                 endpoint.port().to_string()
-            } else if pins_a_master(name, value, masters) {
+            } else if env_names_master(name, value, masters).is_some() {
                 match ServerUrl::parse(value, "env") {
                     Ok(url) => format!("{}{}", endpoint.url(), url.path),
                     Err(_) => continue,
@@ -631,17 +620,12 @@ pub fn restore(
     let mut saved_copy = saved.clone();
     let mut wanted: Vec<(String, String, String)> = Vec::new();
     for (container, env) in env_lists(&mut saved_copy) {
-        let host_pinned = env.iter().any(|v| {
-            v["name"] == "KUBERNETES_SERVICE_HOST"
-                && v["value"]
-                    .as_str()
-                    .is_some_and(|s| pins_a_master("KUBERNETES_SERVICE_HOST", s, masters))
-        });
+        let host_pinned = service_host_pinned(env, masters);
         for var in env.iter() {
             let (Some(name), Some(value)) = (var["name"].as_str(), var["value"].as_str()) else {
                 continue;
             };
-            if pins_a_master(name, value, masters)
+            if env_names_master(name, value, masters).is_some()
                 || (name == "KUBERNETES_SERVICE_PORT" && host_pinned)
             {
                 wanted.push((container.clone(), name.to_string(), value.to_string()));
