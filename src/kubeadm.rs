@@ -138,6 +138,11 @@ impl KubeadmConfig {
         }
     }
 
+    /// `kubernetesVersion` (`v1.32.4`), when set.
+    pub fn kubernetes_version(&self) -> Option<String> {
+        str_at(self.cluster(), &["kubernetesVersion"]).filter(|s| !s.is_empty())
+    }
+
     /// `clusterName`, kubeadm's default `kubernetes` when unset.
     pub fn cluster_name(&self) -> String {
         str_at(self.cluster(), &["clusterName"]).unwrap_or_else(|| "kubernetes".into())

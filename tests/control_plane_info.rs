@@ -432,7 +432,7 @@ fn lb_survey_reports_the_presented_certificates() {
 /// apiserver with TLS verified: a Cilium-shaped DaemonSet's env (not fixed by kubeha), kube-proxy's
 /// ConfigMap (fixed by the conversion), Calico's kubernetes-services-endpoint; an object naming the
 /// endpoint is no pin. An API that cannot be read is a warning and `cluster_pin_scan_error`, never a
-/// failure; `cluster_kubeconfig` without `masters` is refused naming it.
+/// failure; without `masters` no pins are looked for.
 #[test]
 fn cluster_pins_are_read_through_the_api() {
     let cluster = Cluster::start(1);
@@ -565,15 +565,127 @@ fn cluster_pins_are_read_through_the_api() {
     assert!(out.json.get("cluster_pins").is_none(), "{}", out.stdout);
     assert_returns_documented(M, &out.json);
 
-    // Without masters there is nothing to look for: refused naming the option.
-    let msg = run_module(
+    // Without masters there is nothing to look for: no pins, only the cluster's facts.
+    let out = run_module(
         M,
         json!({"kube_config_dir": cluster.dir(), "cluster_kubeconfig": kubeconfig}),
         Mode::NORMAL,
     )
-    .fail_msg();
+    .ok();
+    assert!(out.json.get("cluster_pins").is_none(), "{}", out.stdout);
     assert!(
-        msg.contains("`cluster_kubeconfig`") && msg.contains("masters"),
-        "{msg}"
+        out.json["cluster_facts"]["server_version"].is_string(),
+        "{}",
+        out.stdout
+    );
+}
+
+/// `cluster_kubeconfig` reads the cluster's facts through a real (emulated) apiserver: its version,
+/// each Node's kubelet version, kubeadm's ClusterConfiguration from kube-system/kubeadm-config and
+/// the apiserver SANs kubeadm derives from it; a cluster without that ConfigMap (or with one that
+/// does not parse) gets an error naming it and the fix, never a failed module.
+#[test]
+fn cluster_facts_are_read_through_the_api() {
+    let cluster = Cluster::start(1);
+    let port = cluster.apiservers[0].0;
+    let kubeconfig = cluster.admin_kubeconfig(port);
+    let options = json!({"kube_config_dir": cluster.dir(), "cluster_kubeconfig": kubeconfig});
+    let facts = || {
+        let out = run_module(M, options.clone(), Mode::CHECK).ok();
+        assert!(!out.changed());
+        assert_returns_documented(M, &out.json);
+        out.json["cluster_facts"].clone()
+    };
+    let before = facts();
+    let version = before["server_version"]
+        .as_str()
+        .expect("server_version")
+        .to_string();
+    assert!(version.starts_with("v1."), "{before}");
+    assert_eq!(before["server_minor"]["major"], 1, "{before}");
+
+    let cm_path = "/api/v1/namespaces/kube-system/configmaps/kubeadm-config";
+    let configmap = |text: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "kubeadm-config", "namespace": "kube-system"},
+               "data": {"ClusterConfiguration": text}})
+    };
+    let put = |body: &serde_json::Value| {
+        let r = cluster.request("PUT", cm_path, Some(body));
+        if r.status == 404 {
+            let r = cluster.request(
+                "POST",
+                "/api/v1/namespaces/kube-system/configmaps",
+                Some(body),
+            );
+            assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        } else {
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        }
+    };
+    let r = cluster.request(
+        "POST",
+        "/api/v1/nodes",
+        Some(
+            &json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "facts-node"},
+                     "status": {"nodeInfo": {"kubeletVersion": "v1.32.4"}}}),
+        ),
+    );
+    assert!(
+        r.status == 201 || r.status == 409,
+        "POST node: {}",
+        r.status
+    );
+    put(&configmap(
+        "apiServer: {}\napiVersion: kubeadm.k8s.io/v1beta4\ncontrolPlaneEndpoint: 172.30.0.11:6443\n\
+         kind: ClusterConfiguration\nkubernetesVersion: v1.32.4\n\
+         networking:\n  dnsDomain: cluster.local\n  serviceSubnet: 10.96.0.0/12\n",
+    ));
+    let after = facts();
+    assert_eq!(
+        after["kubelet_versions"]["facts-node"], "v1.32.4",
+        "{after}"
+    );
+    let kubeadm = &after["kubeadm"];
+    assert_eq!(kubeadm["kubernetes_version"], "v1.32.4", "{after}");
+    assert_eq!(
+        kubeadm["control_plane_endpoint"], "172.30.0.11:6443",
+        "{after}"
+    );
+    assert_eq!(
+        kubeadm["apiserver_sans"],
+        json!([
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+            "10.96.0.1",
+            "172.30.0.11"
+        ]),
+        "{after}"
+    );
+
+    // A ClusterConfiguration that does not parse: the error names the ConfigMap, the key and the fix.
+    put(&configmap("kind: [unclosed\n"));
+    let kubeadm_error = || {
+        let f = facts();
+        f["kubeadm"]["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("kubeadm.error: {f}"))
+            .to_string()
+    };
+    let error = kubeadm_error();
+    assert!(
+        error.contains("ConfigMap kube-system/kubeadm-config key ClusterConfiguration")
+            && error.contains("kubectl -n kube-system edit configmap kubeadm-config"),
+        "{error}"
+    );
+    // No ConfigMap at all (a cluster kubeadm did not make): an error naming it, not a failure.
+    let r = cluster.request("DELETE", cm_path, None);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let error = kubeadm_error();
+    assert!(
+        error.contains("cannot read ConfigMap kube-system/kubeadm-config"),
+        "{error}"
     );
 }

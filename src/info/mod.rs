@@ -9,6 +9,7 @@
 //! users are reported by auth kind only.
 
 pub mod cert;
+pub mod cluster_facts;
 pub mod cluster_pins;
 pub mod disk;
 pub mod lb_survey;

@@ -9,6 +9,7 @@
 
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
+use crate::info::cluster_facts;
 use crate::info::cluster_pins;
 use crate::info::disk;
 use crate::info::lb_survey::{self, Backend, Survey};
@@ -27,6 +28,8 @@ pub struct ControlPlaneInfo {
     disk_paths: Vec<std::path::PathBuf>,
     /// Which apiservers answer behind the endpoint, when asked for.
     survey: Option<Survey>,
+    /// Read the cluster's facts (versions, kubeadm's ClusterConfiguration) with this kubeconfig.
+    cluster_kubeconfig: Option<std::path::PathBuf>,
 }
 
 struct PinScan {
@@ -93,7 +96,7 @@ impl Module for ControlPlaneInfo {
             OptionSpec::new(
                 "cluster_kubeconfig",
                 Kind::Path,
-                "With O(masters), also scan the cluster through the API with this kubeconfig (a cluster admin's, TLS verified against its CA) - DaemonSets, Deployments and StatefulSets whose pod template names a master (C(KUBERNETES_SERVICE_HOST), an https URL in the env, C(--master)/C(--server)), and ConfigMaps that do (kube-proxy, kubeadm-config, cluster-info, Calico's C(kubernetes-services-endpoint), Cilium's C(k8s-api-server-urls), any kubeconfig). Reported under RV(cluster_pins); a failed read is a warning and RV(cluster_pin_scan_error). Run it on one host.",
+                "Read the cluster's facts through the API with this kubeconfig (a cluster admin's, TLS verified against its CA; GET only) under RV(cluster_facts) - the apiserver's version, each Node's kubelet version, kubeadm's ClusterConfiguration from C(kube-system/kubeadm-config) and the apiserver SANs kubeadm derives from it. With O(masters), also scan the cluster for pins - DaemonSets, Deployments and StatefulSets whose pod template names a master (C(KUBERNETES_SERVICE_HOST), an https URL in the env, C(--master)/C(--server)), and ConfigMaps that do (kube-proxy, kubeadm-config, cluster-info, Calico's C(kubernetes-services-endpoint), Cilium's C(k8s-api-server-urls), any kubeconfig). Reported under RV(cluster_pins); a failed read is a warning and RV(cluster_pin_scan_error). Run it on one host.",
             ),
             OptionSpec::new(
                 "disk_paths",
@@ -167,12 +170,6 @@ impl Module for ControlPlaneInfo {
                 tls,
             }
         });
-        if masters.is_empty() && o.opt_path("cluster_kubeconfig")?.is_some() {
-            return Err(Error::option(
-                "cluster_kubeconfig",
-                "is only read with masters: give the masters' addresses the scan looks for",
-            ));
-        }
         let pin_scan = match (masters.is_empty(), endpoint) {
             (true, _) => None,
             (false, None) => {
@@ -193,6 +190,7 @@ impl Module for ControlPlaneInfo {
                 cluster_kubeconfig: o.opt_path("cluster_kubeconfig")?,
             }),
         };
+        let cluster_kubeconfig = o.opt_path("cluster_kubeconfig")?;
         let disk_paths: Vec<std::path::PathBuf> = o
             .list("disk_paths")?
             .into_iter()
@@ -205,6 +203,7 @@ impl Module for ControlPlaneInfo {
             ));
         }
         Ok(ControlPlaneInfo {
+            cluster_kubeconfig,
             disk_paths,
             survey,
             paths: InfoOptions {
@@ -261,6 +260,19 @@ impl Module for ControlPlaneInfo {
                     }
                 }
             }
+        }
+        if let Some(kubeconfig) = &self.cluster_kubeconfig {
+            let read = ApiServer::from_kubeconfig(kubeconfig, None, CLUSTER_SCAN_TIMEOUT)
+                .and_then(|api| cluster_facts::read(&api));
+            let facts = match read {
+                Ok(facts) => facts.to_json(),
+                Err(e) => {
+                    let text = format!("cluster facts: {e}");
+                    warnings.push(text.clone());
+                    serde_json::json!({"error": text})
+                }
+            };
+            fields.insert("cluster_facts".into(), facts);
         }
         if !self.disk_paths.is_empty() {
             let mut space = serde_json::Map::new();
