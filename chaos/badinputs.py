@@ -91,8 +91,10 @@ def main():
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--only", default=None, help="regex on case names")
     parser.add_argument("--label", default="")
+    parser.add_argument("--cases", default=os.path.join(C.CHAOS, "badinputs.yml"),
+                        help="the case table (chaos/badinputs-kubeadm.yml for the kubeadm layout)")
     args = parser.parse_args()
-    with open(os.path.join(C.CHAOS, "badinputs.yml"), encoding="utf-8") as handle:
+    with open(args.cases, encoding="utf-8") as handle:
         table = yaml.safe_load(handle)
     cases = [c for c in table["cases"] if not args.only or re.search(args.only, c["name"])]
     os.makedirs(args.workdir, exist_ok=True)
@@ -103,10 +105,16 @@ def main():
         C.wait_all_up()
         # ConfigMaps before the setup: a setup may take the API away (etcd without quorum, a
         # stopped apiserver); the setup itself changes none, and they are read again after teardown
-        cms_before = C.snapshot_configmaps()
+        # (configmaps_after_setup: a setup that edits a ConfigMap itself, put back by the teardown:
+        # the ConfigMaps are compared from after the setup to before the teardown instead)
+        after_setup = case.get("configmaps_after_setup", False)
+        cms_before = None if after_setup else C.snapshot_configmaps()
+        cms_after = None
         try:
             for step in case.get("setup") or []:
                 C.sh(step["host"], step["script"])
+            if after_setup:
+                cms_before = C.snapshot_configmaps()
             files_before = C.snapshot_files(C.NODES, SNAP)
             try:
                 if case["kind"] == "module":
@@ -120,11 +128,14 @@ def main():
                 rc, failed, msg, secs = None, False, f"harness error: {error}", 0.0
                 problems.append(f"harness error: {error}")
             files_after = C.snapshot_files(C.NODES, SNAP)
+            if after_setup:
+                cms_after = C.snapshot_configmaps()
         finally:
             for step in case.get("teardown") or []:
                 C.sh(step["host"], step["script"], check=False)
         C.wait_all_up()
-        cms_after = C.snapshot_configmaps()
+        if not after_setup:
+            cms_after = C.snapshot_configmaps()
         if not failed:
             problems.append("did not fail")
         missing = [rx for rx in case.get("expect", []) if not re.search(rx, msg, re.I)]

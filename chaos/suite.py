@@ -404,7 +404,8 @@ def main():
     if args.bad_inputs == "yes":
         log("bad-input suite")
         proc = subprocess.run([sys.executable, os.path.join(C.CHAOS, "badinputs.py"), "--inventory", inventory,
-                               "--workdir", os.path.join(workdir, "badinputs"), "--label", f" ({args.layout})"],
+                               "--workdir", os.path.join(workdir, "badinputs"), "--label", f" ({args.layout})"]
+                              + (["--cases", os.path.join(C.CHAOS, "badinputs-kubeadm.yml")] if args.layout == "kubeadm" else []),
                               text=True, check=False)
         with open(os.path.join(workdir, "badinputs", "badinputs.json"), encoding="utf-8") as handle:
             bad = json.load(handle)

@@ -7,7 +7,8 @@
 #                                 (changed=0), the drill and the byte-for-byte rollback
 #   scripts/test-all.sh --full   `make test-full`: the above with every end-to-end check of
 #                                 scripts/test-playbooks.sh (refusals, resume of a drained master,
-#                                 kubespray hook, legacy groups, local proxy removal) and, per layout,
+#                                 kubespray hook, legacy groups, local proxy removal), the plain
+#                                 kubeadm layout's bed and checks, and, per layout,
 #                                 `molecule test` from scratch (install, control, converge,
 #                                 idempotence, verify, destroy)
 # Add a section: one `section "<name>" <command...>` line below, in dependency order.
@@ -125,8 +126,12 @@ section "pinned: dry run, convert, again, drill, rollback ($tier)" playbooks pin
 section "kubespray: bed from the snapshot, healthy as the fresh one" bed kubespray
 section "kubespray: dry run, convert, again, drill, rollback ($tier)" playbooks kubespray
 if [[ $tier == full ]]; then
+    # the plain kubeadm layout (issue #19): make test-full only, to keep make test inside its budget
+    section "kubeadm: bed from the snapshot, healthy as the fresh one" bed kubeadm
+    section "kubeadm: dry run, convert, again, drill, rollback ($tier)" playbooks kubeadm
     section "pinned: molecule test (fresh install, no snapshot)" molecule_test pinned
     section "kubespray: molecule test (fresh install, no snapshot)" molecule_test kubespray
+    section "kubeadm: molecule test (fresh install, no snapshot)" molecule_test kubeadm
 fi
 testbed/down.sh >/dev/null 2>&1
 

@@ -2,7 +2,7 @@
 # End-to-end tests of playbooks/convert.yml, rollback.yml, drill.yml and the kubespray hook on the
 # RUNNING test bed (make testbed LAYOUT=...), which must be unconverted at the start; it is left
 # unconverted (rolled back) at the end.
-#   scripts/test-playbooks.sh [pinned|kubespray]      (INVENTORY=... to use another inventory)
+#   scripts/test-playbooks.sh [pinned|kubespray|kubeadm]      (INVENTORY=... to use another inventory)
 #   KUBEHA_TEST_TIER=core (make test): checks 0, 1, 3, 3a, 4, 4d, 4a, 4c and 5 only; full (the
 #   default, make test-full): all of them
 # Checks, each with a snapshot (sha256 of every file under /etc/kubernetes, /root/.kube/config and
@@ -26,8 +26,8 @@
 #      next run (dry run: reported, not changed)
 #   5. rollback returns every file byte for byte and every ConfigMap's data, and removes the module
 #      cache (present on every node after 3.; no run fell back to Ansible's copy-per-call path)
-#   6. the kubespray post-upgrade hook, included as kubespray does, converts; rollback again
-#   7. legacy group names (kube-master, kube-node, k8s-cluster) convert; rollback again. Layout
+#   6. (kubespray's layouts) the kubespray post-upgrade hook, included as kubespray does, converts; rollback again
+#   7. (kubespray's layouts) legacy group names (kube-master, kube-node, k8s-cluster) convert; rollback again. Layout
 #      kubespray: that run also removes the workers' local nginx proxy (kubeha_remove_local_proxy),
 #      workers stay Ready, and the rollback brings the proxy back
 set -euo pipefail
@@ -35,7 +35,9 @@ cd "$(dirname "$0")/.."
 layout=${1:-${LAYOUT:-pinned}}
 tier=${KUBEHA_TEST_TIER:-full}
 [[ $tier == core || $tier == full ]] || { echo "test-playbooks: KUBEHA_TEST_TIER is core or full, not '$tier'" >&2; exit 2; }
-inv=${INVENTORY:-testbed/inventory/$layout.yml}
+source testbed/layout.sh
+inv=${INVENTORY:-$(layout_inventory "$layout" test-playbooks)}
+[[ $layout == kubespray ]] && inv=${INVENTORY:-testbed/inventory/kubespray.yml}
 legacy_inv=${LEGACY_INVENTORY:-testbed/inventory/$layout-legacy.ini}
 export ANSIBLE_CONFIG=$PWD/ansible.cfg PATH="$PWD/.venv/bin:$PATH"
 [[ -n ${KUBEHA_COLLECTIONS_PATH:-} ]] && export ANSIBLE_COLLECTIONS_PATH=$KUBEHA_COLLECTIONS_PATH
@@ -95,6 +97,7 @@ module_cache() {  # present|absent: the cache on every node (root 0700, files <m
     [[ -z $bad ]] || { echo "$bad"; return 1; }
 }
 
+cert_dir=ssl; [[ $layout == kubeadm ]] && cert_dir=pki
 echo "== test bed $layout, inventory $inv, tier $tier"
 freeze() {  # expect [freeze.py options]: testbed/freeze.py's verdict, its table in the log
     local expect=$1 out; shift
@@ -148,10 +151,16 @@ unchanged() {  # name: nothing changed since the start (files, ConfigMaps' resou
     else ko "refusal $name changed: $d"; fi
 }
 refuse() { refused "$@" && unchanged "$1"; }
+if [[ $layout == kubeadm ]]; then
+refuse no-endpoint "kubeha_installer is kubeadm and kubeha_endpoint is not set" -e kubeha_endpoint=
+refuse unreachable "endpoint [^ ]+ is unreachable" -e kubeha_endpoint=172.30.0.10:6444
+refuse no-port "is not host:port" -e kubeha_endpoint=172.30.0.10
+else
 refuse no-lb "does not define loadbalancer_apiserver" -e '{"loadbalancer_apiserver": {}}'
 refuse unreachable "endpoint [^ ]+ is unreachable" -e '{"loadbalancer_apiserver": {"address": "172.30.0.10", "port": 6444}}' \
     -e apiserver_loadbalancer_domain_name=172.30.0.10
 refuse no-port "is not host:port" -e '{"loadbalancer_apiserver": {}}' -e kubeha_endpoint=172.30.0.10 -e kubeha_acknowledge_no_kubespray_lb=true
+fi
 haproxy "disable server kube_apiserver/kubeha-master3" >/dev/null
 refuse two-of-three "does not forward to every master: kubeha-master3"
 haproxy "enable server kube_apiserver/kubeha-master3" >/dev/null
@@ -164,7 +173,7 @@ for _ in $(seq 30); do docker exec kubeha-master3 pgrep -x kube-apiserver >/dev/
 # the parked manifest is this test's own doing: compare once it is back and the apiserver ready
 nr=0; refused master-not-ready "kubeha-master3: the apiserver on this master is not ready" || nr=1
 docker exec kubeha-master3 mv /root/kube-apiserver.yaml.parked /etc/kubernetes/manifests/kube-apiserver.yaml
-for _ in $(seq 120); do docker exec kubeha-master3 curl -sf --cacert /etc/kubernetes/ssl/ca.crt https://172.30.0.13:6443/readyz >/dev/null 2>&1 && break; sleep 1; done
+for _ in $(seq 120); do docker exec kubeha-master3 curl -sf --cacert /etc/kubernetes/$cert_dir/ca.crt https://172.30.0.13:6443/readyz >/dev/null 2>&1 && break; sleep 1; done
 ((nr == 0)) && unchanged master-not-ready
 fi  # tier full: refusals
 
@@ -182,7 +191,9 @@ fi
 # 3a. the pins planted on the bed (testbed/README.md "Planted pins"): every one found before the
 #     conversion, none left after it, the verdict honest
 planted=(DaemonSet/kube-system/cilium Deployment/kube-system/cilium-operator DaemonSet/logging/promtail
-         kubeha-worker1:/home/ops/.kube/config "controller:$PWD/testbed/inventory/artifacts/admin.conf")
+         kubeha-worker1:/home/ops/.kube/config)
+# kubespray's copy of admin.conf beside its inventory (a plain kubeadm inventory has none)
+[[ $layout == kubeadm ]] || planted+=("controller:$PWD/testbed/inventory/artifacts/admin.conf")
 if out=$(.venv/bin/python scripts/pins_check.py reports/kubeha-report.json "${planted[@]}"); then ok "pins: $out"
 else ko "pins: $out"; fi
 
@@ -253,7 +264,7 @@ else
     ko "rollback failed (see $logs/rollback.log)"
 fi
 
-if [[ $tier == full ]]; then
+if [[ $tier == full && $layout != kubeadm ]]; then
 # 6. kubespray hook
 if ap hook -i "$inv" playbooks/tests/kubespray_hook.yml; then
     if ap hook-verify -i "$inv" playbooks/convert.yml --tags verify; then ok "kubespray post-upgrade hook converted the cluster"
@@ -313,7 +324,7 @@ else
     ko "legacy inventory $legacy_inv missing"
 fi
 
-fi  # tier full: hook and legacy inventory
+fi  # tier full (kubespray's layouts): hook and legacy inventory
 
 # no run of this script fell back to Ansible's normal path for binary modules (the plugin warns when it does)
 if fell_back=$(grep -l "kubeha fast path not used" "$logs"/*.log); then

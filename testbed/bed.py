@@ -54,6 +54,14 @@ KEY_PATHS = [
 ]
 
 
+# the scenario groups of a control-plane node, a Kubernetes node and the load balancer: kubespray's,
+# or those of the plain inventory (layout kubeadm: control_plane, workers)
+CONTROL_PLANE_GROUPS = ("kube_control_plane", "control_plane")
+NODE_GROUPS = ("k8s_cluster", "control_plane", "workers")
+# layouts whose cluster kubespray made, so that kubespray's artifacts/admin.conf is on the controller
+KUBESPRAY_LAYOUTS = ("pinned", "kubespray")
+
+
 class BedError(Exception):
     """Something the bed could not do; the message says what and where."""
 
@@ -190,6 +198,9 @@ def artifacts(layout):
     control-plane host's (kube_apiserver_access_address: no loadbalancer_apiserver when the cluster
     was installed; the inventory's LB is what the conversion adds), read over SSH as kubespray's
     slurp does. Written 0600 in a 0750 directory, like its tasks."""
+    if layout not in KUBESPRAY_LAYOUTS:
+        print("bed: layout %s was not made by kubespray: no artifacts/admin.conf" % layout)
+        return
     conf = scenario(layout)
     hostvars = conf["provisioner"]["inventory"]["host_vars"]
     first = next(p["name"] for p in conf["platforms"] if "kube_control_plane" in p.get("groups", []))
@@ -351,9 +362,34 @@ print(("ok" if s.get("connected") else "fail") + "\t" + str(s.get("server")))' "
 done
 if [[ -n ${ETCD:-} ]]; then
     E=/etc/ssl/etcd/ssl H=$(hostname)
-    if out=$(ETCDCTL_API=3 etcdctl --endpoints=https://$IP:2379 --cacert=$E/ca.pem --cert=$E/admin-$H.pem \
-            --key=$E/admin-$H-key.pem --command-timeout=3s endpoint health 2>&1); then r=ok; else r=fail; fi
+    ca=${ETCD_CA:-$E/ca.pem} cert=${ETCD_CERT:-$E/admin-$H.pem} key=${ETCD_KEY:-$E/admin-$H-key.pem}
+    if out=$(ETCDCTL_API=3 etcdctl --endpoints=https://$IP:2379 --cacert=$ca --cert=$cert \
+            --key=$key --command-timeout=3s endpoint health 2>&1); then r=ok; else r=fail; fi
     printf 'etcd member on %s healthy\t%s\t%s\n' "$H" "$r" "https://$IP:2379"
+    if [[ -n ${ETCD_STATIC_POD:-} ]]; then
+        # the etcd serving :2379 is the static pod's container: the process the kubelet started
+        # from /etc/kubernetes/manifests/etcd.yaml (its pidfile), the real etcd binary with the
+        # manifest's data dir and name, and no etcd.service beside it
+        out=$(python3 -c '
+import json, os, sys
+rec = json.load(open("/run/kubeha/pods/etcd.yaml.pid"))
+pid = rec["containers"]["etcd"]["pid"]
+argv = open("/proc/%d/cmdline" % pid, "rb").read().split(b"\0")[:-1]
+exe = os.readlink("/proc/%d/exe" % pid)
+args = [a.decode() for a in argv]
+ok = exe == "/usr/bin/etcd" and "--data-dir=/var/lib/etcd" in args and "--name=" + sys.argv[1] in args
+print(("ok" if ok else "fail") + "\tpod %s, %s %s" % (rec.get("pod"), exe, " ".join(a for a in args if a.startswith(("--name", "--data-dir")))))
+' "$H" 2>&1) || out="fail	$out"
+        if systemctl is-active -q etcd.service; then out="fail	etcd.service runs beside the static pod"; fi
+        printf 'etcd static pod on %s running\t%s\n' "$H" "$out"
+    fi
+fi
+if [[ -n ${ETCD_MEMBERS:-} ]]; then
+    # every master a started member of one cluster (kubeadm: added one by one at each join)
+    out=$(ETCDCTL_API=3 etcdctl --endpoints=https://$IP:2379 --cacert=$ETCD_CA --cert=$ETCD_CERT --key=$ETCD_KEY \
+        --command-timeout=3s member list -w simple 2>&1 | awk -F', ' '$2 == "started" {print $3}' | sort | tr '\n' ' ')
+    if [[ "${out% }" == "$ETCD_MEMBERS" ]]; then r=ok; else r=fail; fi
+    printf 'etcd members started\t%s\t%s\n' "$r" "${out% }"
 fi
 if [[ -n ${NODES:-} ]]; then
     # Ready=True with a heartbeat from this boot: a bed started from a snapshot holds the Ready
@@ -399,9 +435,13 @@ def health_targets(layout):
     """(host, script, environment) of every health probe of the layout, from its scenario."""
     conf = scenario(layout)
     plats, hostvars = conf["platforms"], conf["provisioner"]["inventory"]["host_vars"]
-    masters = [p["name"] for p in plats if "kube_control_plane" in p.get("groups", [])]
-    nodes = [p["name"] for p in plats if "k8s_cluster" in p.get("groups", [])]
+    def member(platform, names):
+        return any(g in names for g in platform.get("groups") or [])
+
+    masters = [p["name"] for p in plats if member(p, CONTROL_PLANE_GROUPS)]
+    nodes = [p["name"] for p in plats if member(p, NODE_GROUPS)]
     lbs = [p["name"] for p in plats if "kubeha_lb" in p.get("groups", [])]
+    kubeadm = layout == "kubeadm"
     targets = [(lb, LB_SCRIPT, {"MASTER_IPS": " ".join(hostvars[m]["ip"] for m in masters),
                                 "VIP": hostvars[lb]["ip"]}) for lb in lbs]
     for node in nodes:
@@ -410,8 +450,16 @@ def health_targets(layout):
         if node in masters:
             env["COMPONENTS"] += " kube-controller-manager kube-scheduler"
             env["ETCD"] = "1"
+            if kubeadm:
+                # stacked etcd (kubeadm): its certificates under /etc/kubernetes/pki/etcd, the
+                # healthcheck-client certificate kubeadm makes for probes, run as a static pod
+                env.update(ETCD_CA="/etc/kubernetes/pki/etcd/ca.crt",
+                           ETCD_CERT="/etc/kubernetes/pki/etcd/healthcheck-client.crt",
+                           ETCD_KEY="/etc/kubernetes/pki/etcd/healthcheck-client.key", ETCD_STATIC_POD="1")
         if node == masters[0]:
             env["NODES"] = " ".join(nodes)
+            if kubeadm:
+                env["ETCD_MEMBERS"] = " ".join(sorted(masters))
         targets.append((node, NODE_SCRIPT, env))
     return targets
 

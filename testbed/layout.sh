@@ -5,6 +5,7 @@ layout_inventory() {
         pinned) echo testbed/inventory/pinned.yml ;;
         kubespray) echo testbed/inventory/kubespray.ini ;;
         legacy) echo testbed/inventory/legacy.ini ;;
-        *) echo "$2: unknown layout '$1' (pinned|kubespray|legacy)" >&2; return 2 ;;
+        kubeadm) echo testbed/inventory/kubeadm/hosts.yml ;;
+        *) echo "$2: unknown layout '$1' (pinned|kubespray|kubeadm|legacy)" >&2; return 2 ;;
     esac
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Bring up the unconverted test-bed cluster of LAYOUT (pinned | kubespray), healthy, and print the
+# Bring up the unconverted test-bed cluster of LAYOUT (pinned | kubespray | kubeadm), healthy, and print the
 # time it took. Always new containers (testbed/down.sh first): a bed an earlier run converted (its
 # apiserver pair, /var/lib/kubeha's originals and drain markers) never leaks into the next.
 #
@@ -13,9 +13,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 layout=${1:-${LAYOUT:-pinned}}
-[[ -f molecule/$layout/molecule.yml ]] || { echo "up.sh: unknown layout '$layout' (pinned|kubespray)" >&2; exit 2; }
+[[ -f molecule/$layout/molecule.yml ]] || { echo "up.sh: unknown layout '$layout' (pinned|kubespray|kubeadm)" >&2; exit 2; }
 export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_CONFIG=$PWD/ansible.cfg
 bed() { .venv/bin/python testbed/bed.py "$@"; }
+# the layout's inventory (kubeadm's is a plain one in its own directory)
+case $layout in
+    kubeadm) inventory=testbed/inventory/kubeadm/hosts.yml ;;
+    *) inventory=testbed/inventory/$layout.yml ;;
+esac
 image=kubeha-node:$(testbed/images/build.sh hash | awk '{print $2}')
 docker image inspect "$image" >/dev/null 2>&1 || { echo "up.sh: image $image missing: run make image" >&2; exit 1; }
 export KUBEHA_NODE_IMAGE=$image
@@ -28,11 +33,11 @@ key=$(bed key "$layout")
 install_bed() {
     local t=$SECONDS
     bed create "$layout"
-    ansible-playbook -i "testbed/inventory/$layout.yml" testbed/install/site.yml >"$reports/$layout-install.log" 2>&1 \
+    ansible-playbook -i "$inventory" testbed/install/site.yml >"$reports/$layout-install.log" 2>&1 \
         || { tail -40 "$reports/$layout-install.log"; echo "up.sh: install failed (log $reports/$layout-install.log)" >&2; return 1; }
     bed health "$layout" --wait 120 --out "$reports/$layout-fresh-health.json" >"$reports/$layout-fresh-health.txt" \
         || { cat "$reports/$layout-fresh-health.txt"; echo "up.sh: the freshly installed bed is not healthy" >&2; return 1; }
-    bed artifacts "$layout"   # from the snapshot, `bed create --snapshot` writes it
+    bed artifacts "$layout"   # kubespray's artifact; from the snapshot, `bed create --snapshot` writes it
     echo "up.sh: '$layout' installed and healthy in $((SECONDS - t)) s"
 }
 

@@ -1,8 +1,9 @@
 //! `kubeha.control_plane.control_plane_info`: read-only facts of a control-plane host (kubeconfig
 //! servers, kubeadm config, apiserver certificate, static pods, local proxy, etcd mode), gathered
 //! by [`crate::info`], and with `masters` the pins: every place that names a master where the
-//! endpoint belongs ([`crate::info::pins`]), and with `cluster_kubeconfig` too the cluster's
-//! objects that do ([`crate::info::cluster_pins`], through the API); with `disk_paths` the room for kubeha's copies
+//! endpoint belongs ([`crate::info::pins`]); with `cluster_kubeconfig` the cluster's facts (versions,
+//! kubeadm's ClusterConfiguration: [`crate::info::cluster_facts`]) and, with `masters`, the cluster's
+//! objects that name a master ([`crate::info::cluster_pins`]), both through the API; with `disk_paths` the room for kubeha's copies
 //! ([`crate::info::disk`]); with `lb_survey_connections` / `lb_survey_backends` the certificates
 //! presented through the endpoint and by each master directly ([`crate::info::lb_survey`]).
 //! Always `changed: false`. Docs: the sidecar `control_plane_info.yml`.

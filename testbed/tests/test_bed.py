@@ -183,3 +183,35 @@ def test_snapshot_refuses_an_unhealthy_bed(tmp_path, monkeypatch):
     with pytest.raises(bed.BedError, match="unhealthy"):
         bed.snapshot("pinned", "newkey", str(path))
     assert docker.calls == []
+
+
+def test_health_targets_of_every_layout_find_the_same_six_nodes():
+    for layout in ("pinned", "kubespray", "kubeadm"):
+        targets = {host: env for host, _script, env in bed.health_targets(layout)}
+        assert sorted(targets) == ["kubeha-lb", "kubeha-master1", "kubeha-master2", "kubeha-master3",
+                                   "kubeha-worker1", "kubeha-worker2"], layout
+        assert targets["kubeha-lb"]["MASTER_IPS"] == "172.30.0.11 172.30.0.12 172.30.0.13"
+        assert targets["kubeha-master1"]["NODES"].split() == ["kubeha-master1", "kubeha-master2", "kubeha-master3",
+                                                              "kubeha-worker1", "kubeha-worker2"]
+        for master in ("kubeha-master1", "kubeha-master2", "kubeha-master3"):
+            assert targets[master]["ETCD"] == "1" and "kube-scheduler" in targets[master]["COMPONENTS"]
+        assert "ETCD" not in targets["kubeha-worker1"]
+
+
+def test_kubeadm_health_checks_stacked_etcd_with_kubeadms_certificates():
+    targets = {host: env for host, _script, env in bed.health_targets("kubeadm")}
+    for master in ("kubeha-master1", "kubeha-master2", "kubeha-master3"):
+        env = targets[master]
+        assert env["ETCD_STATIC_POD"] == "1"
+        assert (env["ETCD_CA"], env["ETCD_CERT"], env["ETCD_KEY"]) == (
+            "/etc/kubernetes/pki/etcd/ca.crt", "/etc/kubernetes/pki/etcd/healthcheck-client.crt",
+            "/etc/kubernetes/pki/etcd/healthcheck-client.key")
+    assert targets["kubeha-master1"]["ETCD_MEMBERS"] == "kubeha-master1 kubeha-master2 kubeha-master3"
+    pinned = {host: env for host, _script, env in bed.health_targets("pinned")}
+    assert "ETCD_STATIC_POD" not in pinned["kubeha-master1"] and "ETCD_MEMBERS" not in pinned["kubeha-master1"]
+
+
+def test_no_kubespray_artifact_for_kubeadm(monkeypatch, capsys):
+    monkeypatch.setattr(bed, "run", lambda *a, **k: pytest.fail("no command expected: %r" % (a,)))
+    bed.artifacts("kubeadm")
+    assert "not made by kubespray" in capsys.readouterr().out

@@ -375,6 +375,7 @@ class TemplatePod(DaemonPod):
         self.started_wall = time.time()
         self.retiring = False
         self._adopt()
+        self.adopted = self.proc is not None   # kept running across a kubelet restart
 
     def label(self):
         return "daemonset %s/%s pod" % (self.namespace, self.ds_name)
@@ -559,7 +560,11 @@ class TemplatePod(DaemonPod):
                 if not self.ready:
                     condition["reason"] = "ContainersNotReady"
             previous = old.get(condition["type"])
-            if previous and previous.get("status") == condition["status"]:
+            # a condition keeps its transition time while it holds, but not across a new container:
+            # what a pod object says from before this kubelet started the process (a node rebooted
+            # with the pod still bound to it) went through not-ready with the real kubelet
+            carried = self.published is not None or self.adopted
+            if previous and previous.get("status") == condition["status"] and carried:
                 condition["lastTransitionTime"] = previous.get("lastTransitionTime")
         status["containerStatuses"][0]["ready"] = self.ready
         status["containerStatuses"][0]["started"] = self.started

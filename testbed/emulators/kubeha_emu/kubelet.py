@@ -20,6 +20,38 @@ POD_LOG_DIR = os.environ.get("KUBEHA_EMU_POD_LOG_DIR", os.path.join(common.LOG_D
 HEARTBEAT = 2.0
 MIRROR_CHECK = 10.0
 KNOWN = {"kubeconfig": None, "config": None, "hostname-override": None, "node-ip": None}
+# The version this "binary" is, as a real kubelet's is built into it: the test-bed installer writes
+# the installed Kubernetes version here (testbed/install/site.yml); $KUBEHA_KUBELET_VERSION first.
+VERSION_FILE = os.environ.get("KUBEHA_EMU_VERSION_FILE", "/usr/local/lib/kubeha-emu/kube-version")
+FALLBACK_VERSION = "v1.33.0-kubeha-emu"
+
+
+def version():
+    """gitVersion of this kubelet: $KUBEHA_KUBELET_VERSION, else the installed version file, else
+    FALLBACK_VERSION. Always with a leading v, as Node.status.nodeInfo.kubeletVersion."""
+    value = os.environ.get("KUBEHA_KUBELET_VERSION", "").strip()
+    if not value:
+        try:
+            with open(VERSION_FILE, encoding="utf-8") as handle:
+                value = handle.read().strip()
+        except OSError:
+            value = ""
+    value = value or FALLBACK_VERSION
+    return value if value.startswith("v") else "v" + value
+
+
+def host_ip(node):
+    """The node address a kubelet without --node-ip reports: like the real one (pkg/kubelet/nodestatus
+    NodeAddress -> the first non-loopback IPv4 address the node name resolves to), or None."""
+    try:
+        infos = socket.getaddrinfo(node, None, socket.AF_INET, socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return None
+    for info in infos:
+        address = info[4][0]
+        if not address.startswith("127."):
+            return address
+    return None
 
 
 def load_config(path):
@@ -73,7 +105,7 @@ class NodeAgent(threading.Thread):
         if self.node_ip:
             addresses.insert(0, {"type": "InternalIP", "address": self.node_ip})
         status["addresses"] = addresses
-        status["nodeInfo"] = {"kubeletVersion": "v1.33.0-kubeha-emu", "kubeProxyVersion": "",
+        status["nodeInfo"] = {"kubeletVersion": version(), "kubeProxyVersion": "",
                               "operatingSystem": "linux", "architecture": "amd64",
                               "containerRuntimeVersion": "kubeha-emu://1"}
         status["daemonEndpoints"] = {"kubeletEndpoint": {"Port": 10250}}
@@ -196,6 +228,9 @@ class NodeAgent(threading.Thread):
 
 
 def run(argv):
+    if "--version" in argv or "--version=true" in argv:
+        print("Kubernetes " + version())
+        return 0
     values, ignored = flags.parse(argv, KNOWN)
     reporter = common.Reporter("kubelet")
     reporter.event("start", None, "pid %d, flags ignored: %s" % (os.getpid(), " ".join(ignored) or "none"),
@@ -206,6 +241,7 @@ def run(argv):
         reporter.event("error", None, "config %s: %s" % (values["config"], exc), force=True)
         return 1
     node = (values["hostname-override"] or socket.gethostname()).lower()
+    node_ip = values["node-ip"] or host_ip(node)
     api = None
     if values["kubeconfig"]:
         try:
@@ -225,10 +261,10 @@ def run(argv):
     static = pods.StaticPods(config["staticPodPath"], PODS_DIR, POD_LOG_DIR, reporter)
     threads = []
     if api is not None:
-        threads.append(NodeAgent(api, node, values["node-ip"], static, reporter))
-        threads.append(daemonpod.KubeProxyPod(api, node, PODS_DIR, POD_LOG_DIR, reporter, values["node-ip"]))
-        threads.append(daemonpod.DaemonSetPods(api, node, PODS_DIR, POD_LOG_DIR, reporter, values["node-ip"]))
-        threads.append(daemonpod.ControllerPods(api, node, PODS_DIR, POD_LOG_DIR, reporter, values["node-ip"]))
+        threads.append(NodeAgent(api, node, node_ip, static, reporter))
+        threads.append(daemonpod.KubeProxyPod(api, node, PODS_DIR, POD_LOG_DIR, reporter, node_ip))
+        threads.append(daemonpod.DaemonSetPods(api, node, PODS_DIR, POD_LOG_DIR, reporter, node_ip))
+        threads.append(daemonpod.ControllerPods(api, node, PODS_DIR, POD_LOG_DIR, reporter, node_ip))
     static.sync()
     for thread in threads:
         thread.start()

@@ -41,6 +41,12 @@ def load_manifest(path):
     return pod, digest
 
 
+# The image a container runs, handed to its process: an emulated program has no image of its own, so
+# the one the manifest names tells it what it is (kube-apiserver reports the image tag as its
+# version, apiserver/discovery.py), as the real binary in that image would.
+IMAGE_ENV = "KUBEHA_EMU_IMAGE"
+
+
 def container_argv(container):
     env = {}
     for item in container.get("env") or []:
@@ -48,6 +54,8 @@ def container_argv(container):
             env[item["name"]] = procs.expand(item.get("value", ""), env)
     argv = [procs.expand(x, env) for x in (container.get("command") or [])]
     argv += [procs.expand(x, env) for x in (container.get("args") or [])]
+    if container.get("image") and IMAGE_ENV not in env:
+        env[IMAGE_ENV] = str(container["image"])
     return argv, env
 
 

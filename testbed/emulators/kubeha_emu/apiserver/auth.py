@@ -1,14 +1,21 @@
 """Authentication: client certificates (verified by the TLS layer against --client-ca-file; user =
-CN, groups = O) and static bearer tokens from --token-auth-file (CSV `token,user,uid,"g1,g2"`).
+CN, groups = O), static bearer tokens from --token-auth-file (CSV `token,user,uid,"g1,g2"`) and
+service-account tokens signed by a key of --service-account-key-file (ServiceAccountTokens).
 There is no authorization: every authenticated user may do everything (no RBAC), and anonymous
 callers may only reach the health and version endpoints and GET kube-public/cluster-info, as
 kubeadm's RBAC grants (Role kube-public/kubeadm:bootstrap-signer-clusterinfo, bound to
 system:anonymous, cmd/kubeadm/app/phases/bootstraptoken/clusterinfo: joining nodes read it
 without credentials)."""
 
+import base64
+import binascii
 import csv
+import json
 import os
+import subprocess
+import tempfile
 import threading
+import time
 
 ANONYMOUS_PATHS = ("/livez", "/readyz", "/healthz", "/version")
 CLUSTER_INFO = "/api/v1/namespaces/kube-public/configmaps/cluster-info"
@@ -91,3 +98,102 @@ class TokenFile:
             return None
         name, uid, groups = entry
         return User(name, groups + ["system:authenticated"], "token", uid)
+
+
+def _b64url(text):
+    text = text.encode() if isinstance(text, str) else text
+    return base64.urlsafe_b64decode(text + b"=" * (-len(text) % 4))
+
+
+LEGACY_ISSUER = "kubernetes/serviceaccount"
+
+
+class ServiceAccountTokens:
+    """Service-account tokens (JWTs, RS256) verified against --service-account-key-file, as the real
+    authenticator does (pkg/serviceaccount/jwt.go): the signature by one of the public keys, then the
+    claims. Legacy Secret tokens (iss "kubernetes/serviceaccount", claims
+    kubernetes.io/serviceaccount/{namespace,service-account.name,service-account.uid,secret.name})
+    and bound tokens (iss one of --service-account-issuer, not expired, claims under "kubernetes.io").
+    User system:serviceaccount:<ns>:<name>, groups system:serviceaccounts and
+    system:serviceaccounts:<ns>. The signature is checked with the openssl CLI (the node image has
+    no Python crypto library), once per token: a verdict is kept until the token expires.
+    Not modelled: the lookup of the Secret / bound object (--service-account-lookup)."""
+
+    def __init__(self, key_files, issuers, now=time.time):
+        self.key_files = [k for k in key_files if k]
+        self.issuers = [i for i in issuers if i]
+        self.now = now
+        self.lock = threading.Lock()
+        self.cache = {}
+
+    def _signed_by_a_key(self, data, signature):
+        with tempfile.NamedTemporaryFile(prefix="kubeha-sa-sig-") as sig:
+            sig.write(signature)
+            sig.flush()
+            for key in self.key_files:
+                try:
+                    proc = subprocess.run(["openssl", "dgst", "-sha256", "-verify", key, "-signature", sig.name],
+                                          input=data, capture_output=True, timeout=10, check=False)
+                except (OSError, subprocess.TimeoutExpired):
+                    continue
+                if proc.returncode == 0 and proc.stdout.strip().endswith(b"OK"):
+                    return True
+        return False
+
+    def _claims(self, token):
+        parts = token.split(".")
+        if len(parts) != 3:
+            return None
+        try:
+            header = json.loads(_b64url(parts[0]))
+            claims = json.loads(_b64url(parts[1]))
+            signature = _b64url(parts[2])
+        except (ValueError, binascii.Error):
+            return None
+        if not isinstance(header, dict) or header.get("alg") != "RS256" or not isinstance(claims, dict):
+            return None
+        if not self._signed_by_a_key(("%s.%s" % (parts[0], parts[1])).encode(), signature):
+            return None
+        return claims
+
+    def _user(self, claims):
+        now = self.now()
+        if claims.get("iss") == LEGACY_ISSUER:
+            namespace = claims.get("kubernetes.io/serviceaccount/namespace")
+            name = claims.get("kubernetes.io/serviceaccount/service-account.name")
+            uid = claims.get("kubernetes.io/serviceaccount/service-account.uid", "")
+            if not claims.get("kubernetes.io/serviceaccount/secret.name"):
+                return None
+        elif claims.get("iss") in self.issuers:
+            if not isinstance(claims.get("exp"), (int, float)) or claims["exp"] <= now:
+                return None
+            if isinstance(claims.get("nbf"), (int, float)) and claims["nbf"] > now + 60:
+                return None
+            audiences = claims.get("aud")
+            audiences = [audiences] if isinstance(audiences, str) else (audiences or [])
+            # --api-audiences defaults to the first --service-account-issuer
+            if self.issuers[0] not in audiences:
+                return None
+            private = claims.get("kubernetes.io") or {}
+            account = private.get("serviceaccount") or {}
+            namespace, name, uid = private.get("namespace"), account.get("name"), account.get("uid", "")
+        else:
+            return None
+        if not namespace or not name or claims.get("sub") != "system:serviceaccount:%s:%s" % (namespace, name):
+            return None
+        return User(claims["sub"], ["system:serviceaccounts", "system:serviceaccounts:" + namespace,
+                                    "system:authenticated"], "serviceaccount-token", uid)
+
+    def lookup(self, token):
+        if not self.key_files or token.count(".") != 2:
+            return None
+        with self.lock:
+            cached = self.cache.get(token)
+        if cached is None:
+            claims = self._claims(token)
+            with self.lock:
+                if len(self.cache) > 1000:
+                    self.cache.clear()
+                self.cache[token] = cached = (claims,)
+        claims = cached[0]
+        return self._user(claims) if claims else None

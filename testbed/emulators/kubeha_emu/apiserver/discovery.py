@@ -17,9 +17,25 @@ VERSION = {
 }
 
 
+def image_version(image):
+    """The version a kube-apiserver image's tag names (registry.k8s.io/kube-apiserver:v1.32.5 ->
+    v1.32.5), or None for another image or a tag that is not a version."""
+    if not image or "@" in image:
+        return None
+    name, _, tag = image.rpartition(":")
+    if not name or "/" in tag or name.rsplit("/", 1)[-1] != "kube-apiserver":
+        return None
+    parts = tag.lstrip("v").split("-", 1)[0].split("+", 1)[0].split(".")
+    if len(parts) < 2 or not all(p.isdigit() for p in parts):
+        return None
+    return tag if tag.startswith("v") else "v" + tag
+
+
 def version():
     body = dict(VERSION)
-    override = os.environ.get("KUBEHA_APISERVER_VERSION")  # e.g. v1.29.7
+    # $KUBEHA_APISERVER_VERSION (e.g. v1.29.7), else the tag of the static pod's image the emulated
+    # kubelet hands the process (pods.IMAGE_ENV), as the real binary in that image reports its own
+    override = os.environ.get("KUBEHA_APISERVER_VERSION") or image_version(os.environ.get("KUBEHA_EMU_IMAGE"))
     if override:
         parts = override.lstrip("v").split(".")
         body.update(gitVersion=override, major=parts[0], minor=parts[1] if len(parts) > 1 else "0")

@@ -16,6 +16,8 @@ MODELED = {
     "etcd-certfile": None,
     "etcd-keyfile": None,
     "token-auth-file": None,
+    "service-account-key-file": None,
+    "service-account-issuer": None,
     "shutdown-delay-duration": "0s",
 }
 

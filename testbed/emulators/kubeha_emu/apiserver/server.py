@@ -29,11 +29,12 @@ WATCH_POLL = 0.5
 class State:
     """Everything the request handlers share."""
 
-    def __init__(self, opts, reporter, tls, tokens, etcd):
+    def __init__(self, opts, reporter, tls, tokens, etcd, sa_tokens=None):
         self.opts = opts
         self.reporter = reporter
         self.tls = tls
         self.tokens = tokens
+        self.sa_tokens = sa_tokens
         self.etcd = etcd
         self.store = Store(etcd)
         self.url = "https://%s:%s" % (_host_for_url(opts["advertise-address"]), opts["secure-port"])
@@ -276,10 +277,12 @@ class Handler(BaseHTTPRequestHandler):
         if self.cert_user:
             return self.cert_user
         header = self.headers.get("Authorization", "")
-        if header[:7].lower() == "bearer " and self.state.tokens:
-            user = self.state.tokens.lookup(header[7:].strip())
-            if user:
-                return user
+        if header[:7].lower() == "bearer " and (self.state.tokens or self.state.sa_tokens):
+            token = header[7:].strip()
+            for authenticator in (self.state.tokens, self.state.sa_tokens):
+                user = authenticator.lookup(token) if authenticator else None
+                if user:
+                    return user
             return None  # a wrong token is 401 even on anonymous paths, as the real one
         if header:
             return None
@@ -582,13 +585,16 @@ def main(argv=None):
     try:
         tls = DynamicServingTLS(opts["tls-cert-file"], opts["tls-private-key-file"], opts["client-ca-file"], tls_log)
         tokens = auth.TokenFile(opts["token-auth-file"]) if opts["token-auth-file"] else None
+        sa_tokens = auth.ServiceAccountTokens([opts["service-account-key-file"]],
+                                              [opts["service-account-issuer"]]) \
+            if opts["service-account-key-file"] else None
         etcd = EtcdClient(opts["etcd-servers"].split(","), opts["etcd-cafile"], opts["etcd-certfile"],
                           opts["etcd-keyfile"])
     except (OSError, ValueError) as err:  # ssl.SSLError is an OSError
         reporter.event("error", url, "startup failed: %s" % err, force=True)
         print("kube-apiserver: startup failed: %s" % err, file=sys.stderr)
         return 1
-    state = State(opts, reporter, tls, tokens, etcd)
+    state = State(opts, reporter, tls, tokens, etcd, sa_tokens)
     try:
         httpd = TLSServer((opts["bind-address"], port), state)
     except OSError as err:
