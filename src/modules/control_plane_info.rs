@@ -29,7 +29,8 @@ pub struct ControlPlaneInfo {
     disk_paths: Vec<std::path::PathBuf>,
     /// Which apiservers answer behind the endpoint, when asked for.
     survey: Option<Survey>,
-    /// Read the cluster's facts (versions, kubeadm's ClusterConfiguration) with this kubeconfig.
+    /// Read the cluster's facts (versions, kubeadm's ClusterConfiguration) with this kubeconfig,
+    /// and, with a pin scan, the cluster's objects too.
     cluster_kubeconfig: Option<std::path::PathBuf>,
 }
 
@@ -38,8 +39,6 @@ struct PinScan {
     masters: Masters,
     this_host: Masters,
     extra_kubeconfigs: Vec<std::path::PathBuf>,
-    /// Also scan the cluster's objects through the API with this kubeconfig.
-    cluster_kubeconfig: Option<std::path::PathBuf>,
 }
 
 /// How long one API request of the cluster scan may take.
@@ -188,7 +187,6 @@ impl Module for ControlPlaneInfo {
                     .into_iter()
                     .map(std::path::PathBuf::from)
                     .collect(),
-                cluster_kubeconfig: o.opt_path("cluster_kubeconfig")?,
             }),
         };
         let cluster_kubeconfig = o.opt_path("cluster_kubeconfig")?;
@@ -219,6 +217,12 @@ impl Module for ControlPlaneInfo {
     fn plan(&self) -> Result<Facts> {
         let mut warnings = Vec::new();
         let mut fields = gather(&self.paths, &mut warnings);
+        // One client for both reads of the cluster (its kubeconfig loaded once); a kubeconfig that
+        // cannot be used is each read's error, as an API that does not answer.
+        let api = self.cluster_kubeconfig.as_ref().map(|kubeconfig| {
+            ApiServer::from_kubeconfig(kubeconfig, None, CLUSTER_SCAN_TIMEOUT)
+                .map_err(|e| e.to_string())
+        });
         if let Some(p) = &self.pin_scan {
             let paths = ScanPaths {
                 host_root: self.paths.host_root.clone(),
@@ -238,9 +242,11 @@ impl Module for ControlPlaneInfo {
                 .collect();
             fields.insert("pin_scan_unreadable".into(), Value::Array(unreadable));
             warnings.extend(scan.warnings);
-            if let Some(kubeconfig) = &p.cluster_kubeconfig {
-                let read = ApiServer::from_kubeconfig(kubeconfig, None, CLUSTER_SCAN_TIMEOUT)
-                    .and_then(|api| cluster_pins::read(&api));
+            if let Some(api) = &api {
+                let read = api
+                    .as_ref()
+                    .map_err(Clone::clone)
+                    .and_then(|api| cluster_pins::read(api).map_err(|e| e.to_string()));
                 match read {
                     Ok((objects, read_warnings)) => {
                         let scan = cluster_pins::scan(&objects, &p.masters, &p.endpoint);
@@ -262,9 +268,11 @@ impl Module for ControlPlaneInfo {
                 }
             }
         }
-        if let Some(kubeconfig) = &self.cluster_kubeconfig {
-            let read = ApiServer::from_kubeconfig(kubeconfig, None, CLUSTER_SCAN_TIMEOUT)
-                .and_then(|api| cluster_facts::read(&api));
+        if let Some(api) = &api {
+            let read = api
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|api| cluster_facts::read(api).map_err(|e| e.to_string()));
             let facts = match read {
                 Ok(facts) => facts.to_json(),
                 Err(e) => {
