@@ -98,6 +98,15 @@ impl Endpoint {
         self.port
     }
 
+    /// The same port on another host (the load balancer's address for an endpoint name that does
+    /// not reach it yet).
+    pub fn with_host(&self, host: Host) -> Endpoint {
+        Endpoint {
+            host,
+            port: self.port,
+        }
+    }
+
     /// `https://host:port`.
     pub fn url(&self) -> String {
         format!("https://{self}")

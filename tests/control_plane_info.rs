@@ -403,6 +403,38 @@ fn lb_survey_reports_the_presented_certificates() {
         out.stdout
     );
     assert_eq!(out.json["lb_survey"]["through_endpoint"], json!(["error"]));
+    // lb_survey_address: the same name, but the survey connects to the address given on the
+    // endpoint's port (a name not yet repointed to the load balancer); the name is still looked up.
+    let mut o = options(&cluster.path("ca.crt"));
+    o["endpoint"] = json!(format!("lb.kubeha.invalid:{port}"));
+    o["lb_survey_address"] = json!("127.0.0.1");
+    let out = run_module(M, o, Mode::NORMAL).ok();
+    assert_eq!(
+        out.json["lb_survey"]["through_endpoint"],
+        json!([want, want, want]),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.json["endpoint_resolution"]["error"].is_string(),
+        "{}",
+        out.stdout
+    );
+    assert_returns_documented(M, &out.json);
+    // Without a survey, a name is still looked up (the role's verify step judges it).
+    let out = run_module(
+        M,
+        json!({"host_root": cluster.dir(), "kube_config_dir": cluster.dir(), "endpoint": "localhost:6443"}),
+        Mode::NORMAL,
+    )
+    .ok();
+    let addresses = out.json["endpoint_resolution"]["addresses"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(
+        addresses.contains(&json!("127.0.0.1")) || addresses.contains(&json!("::1")),
+        "{addresses:?}"
+    );
     // An IP endpoint needs no lookup.
     let out = run_module(M, options(&cluster.path("ca.crt")), Mode::NORMAL).ok();
     assert!(
@@ -417,6 +449,22 @@ fn lb_survey_reports_the_presented_certificates() {
     let msg = run_module(M, o, Mode::NORMAL).fail_msg();
     assert!(
         msg.contains("endpoint") && msg.contains("lb_survey_connections"),
+        "{msg}"
+    );
+    let mut o = options(&cluster.path("ca.crt"));
+    o["lb_survey_address"] = json!("not an address");
+    let msg = run_module(M, o, Mode::NORMAL).fail_msg();
+    assert!(
+        msg.contains("lb_survey_address") && msg.contains("not an address"),
+        "{msg}"
+    );
+    let mut o = options(&cluster.path("ca.crt"));
+    o.as_object_mut().unwrap().remove("endpoint");
+    o["lb_survey_connections"] = json!(0);
+    o["lb_survey_address"] = json!("127.0.0.1");
+    let msg = run_module(M, o, Mode::NORMAL).fail_msg();
+    assert!(
+        msg.contains("endpoint") && msg.contains("lb_survey_address"),
         "{msg}"
     );
     let mut o = options(&cluster.path("ca.crt"));

@@ -5,10 +5,11 @@
 //! kubeadm's ClusterConfiguration: [`crate::info::cluster_facts`]) and, with `masters`, the cluster's
 //! objects that name a master ([`crate::info::cluster_pins`]), both through the API; with `disk_paths` the room for kubeha's copies
 //! ([`crate::info::disk`]); with `lb_survey_connections` / `lb_survey_backends` the certificates
-//! presented through the endpoint and by each master directly ([`crate::info::lb_survey`]).
+//! presented through the endpoint (or `lb_survey_address` on its port) and by each master directly
+//! ([`crate::info::lb_survey`]); with `endpoint` a name, how this host resolves it.
 //! Always `changed: false`. Docs: the sidecar `control_plane_info.yml`.
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Host};
 use crate::error::{Error, Result};
 use crate::info::cluster_facts;
 use crate::info::cluster_pins;
@@ -29,6 +30,8 @@ pub struct ControlPlaneInfo {
     disk_paths: Vec<std::path::PathBuf>,
     /// Which apiservers answer behind the endpoint, when asked for.
     survey: Option<Survey>,
+    /// The endpoint, when given: a name is looked up as this host's clients look it up.
+    endpoint: Option<Endpoint>,
     /// Read the cluster's facts (versions, kubeadm's ClusterConfiguration) with this kubeconfig,
     /// and, with a pin scan, the cluster's objects too.
     cluster_kubeconfig: Option<std::path::PathBuf>,
@@ -79,7 +82,7 @@ impl Module for ControlPlaneInfo {
             OptionSpec::new(
                 "endpoint",
                 Kind::Str,
-                "The control-plane endpoint C(host:port): the one the pins should name instead, and the one O(lb_survey_connections) connects through; required with either.",
+                "The control-plane endpoint C(host:port): the one the pins should name instead, and the one O(lb_survey_connections) connects through; required with either. A name is looked up as the host's clients look it up (RV(endpoint_resolution)).",
             ),
             OptionSpec::new(
                 "this_host",
@@ -110,6 +113,11 @@ impl Module for ControlPlaneInfo {
                 "TLS connections to open through O(endpoint), each reporting under RV(lb_survey.through_endpoint) the SHA-256 fingerprint of the certificate presented (the chain verified against O(ca_cert_path), not the name, which the certificates may not carry yet); 0 opens none.",
             )
             .default(Default::Int(0)),
+            OptionSpec::new(
+                "lb_survey_address",
+                Kind::Str,
+                "Open the O(lb_survey_connections) to this address (the load balancer's) on O(endpoint)'s port instead of to O(endpoint)'s name: for a name that still resolves to a master until it is repointed to the load balancer (the role's kubeha_endpoint_hosts_address). RV(endpoint_resolution) still looks the name up.",
+            ),
             OptionSpec::new(
                 "lb_survey_backends",
                 Kind::StrList,
@@ -158,19 +166,29 @@ impl Module for ControlPlaneInfo {
                 "is required with lb_survey_connections: give the endpoint to connect through (host:port)",
             ));
         }
+        let through = match (o.opt_string("lb_survey_address")?, &endpoint) {
+            (None, _) => endpoint.clone(),
+            (Some(_), None) => {
+                return Err(Error::option(
+                    "endpoint",
+                    "is required with lb_survey_address: give the endpoint whose port the survey connects to (host:port)",
+                ))
+            }
+            (Some(address), Some(e)) => Some(e.with_host(Host::parse(address.trim(), "lb_survey_address")?)),
+        };
         let ca_cert_path = o.path("ca_cert_path")?;
         let survey = (connections > 0 || !backends.is_empty()).then(|| {
             let tls = crate::net::tls::ca_certs_from_file(&ca_cert_path)
                 .map(crate::net::tls::TlsConfig::with_ca)
                 .map_err(|e| format!("ca_cert_path: {e}"));
             Survey {
-                endpoint: endpoint.clone(),
+                endpoint: through,
                 connections,
                 backends,
                 tls,
             }
         });
-        let pin_scan = match (masters.is_empty(), endpoint) {
+        let pin_scan = match (masters.is_empty(), endpoint.clone()) {
             (true, _) => None,
             (false, None) => {
                 return Err(Error::option(
@@ -205,6 +223,7 @@ impl Module for ControlPlaneInfo {
             cluster_kubeconfig,
             disk_paths,
             survey,
+            endpoint,
             paths: InfoOptions {
                 kube_config_dir,
                 home_kubeconfig,
@@ -297,10 +316,10 @@ impl Module for ControlPlaneInfo {
             }
             fields.insert("disk".into(), Value::Object(space));
         }
+        if let Some(resolved) = self.endpoint.as_ref().and_then(lb_survey::resolution) {
+            fields.insert("endpoint_resolution".into(), resolved);
+        }
         if let Some(survey) = &self.survey {
-            if let Some(resolved) = survey.endpoint.as_ref().and_then(lb_survey::resolution) {
-                fields.insert("endpoint_resolution".into(), resolved);
-            }
             fields.insert("lb_survey".into(), survey.run());
         }
         Ok(Facts { fields, warnings })
