@@ -22,7 +22,7 @@ build-aarch64: deps  ## aarch64 module binaries into the collection's bin/aarch6
 image: deps      ## the test-bed node image (cached by recipe hash; make test builds the bullseye one itself)
 	testbed/images/build.sh node
 
-testbed: venv image   ## bring up the unconverted cluster: make testbed LAYOUT=pinned|kubespray|kubeadm
+testbed: venv image   ## bring up the unconverted cluster: make testbed LAYOUT=pinned|kubespray|kubeadm|kubeadm-dns
 	testbed/up.sh $(LAYOUT)
 
 convert: venv build   ## run playbooks/convert.yml against the running test bed
@@ -40,7 +40,7 @@ test:            ## every host-only test + per layout convert/again/drill/rollba
 test-full:       ## make test + every end-to-end check of test-playbooks.sh + molecule test per layout from scratch
 	scripts/test-all.sh --full
 
-test-playbooks: venv build image ## convert/rollback/hook end to end: make test-playbooks LAYOUT=pinned|kubespray|kubeadm
+test-playbooks: venv build image ## convert/rollback/hook end to end: make test-playbooks LAYOUT=pinned|kubespray|kubeadm|kubeadm-dns
 	testbed/up.sh $(LAYOUT) && scripts/test-playbooks.sh $(LAYOUT)
 
 freeze: venv ## whole-host loss: master 1 frozen for 2 min on the running bed (make freeze LAYOUT=pinned EXPECT=survive|break)

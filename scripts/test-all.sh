@@ -8,7 +8,7 @@
 #   scripts/test-all.sh --full   `make test-full`: the above with every end-to-end check of
 #                                 scripts/test-playbooks.sh (refusals, resume of a drained master,
 #                                 kubespray hook, legacy groups, local proxy removal), the plain
-#                                 kubeadm layout's bed and checks, and, per layout,
+#                                 kubeadm layouts' beds and checks (kubeadm, kubeadm-dns), and, per layout,
 #                                 `molecule test` from scratch (install, control, converge,
 #                                 idempotence, verify, destroy)
 # Add a section: one `section "<name>" <command...>` line below, in dependency order.
@@ -129,9 +129,13 @@ if [[ $tier == full ]]; then
     # the plain kubeadm layout (issue #19): make test-full only, to keep make test inside its budget
     section "kubeadm: bed from the snapshot, healthy as the fresh one" bed kubeadm
     section "kubeadm: dry run, convert, again, drill, rollback ($tier)" playbooks kubeadm
+    # the same cluster made with --control-plane-endpoint cluster-endpoint:6443 (the name in /etc/hosts)
+    section "kubeadm-dns: bed from the snapshot, healthy as the fresh one" bed kubeadm-dns
+    section "kubeadm-dns: dry run, convert, again, drill, rollback ($tier)" playbooks kubeadm-dns
     section "pinned: molecule test (fresh install, no snapshot)" molecule_test pinned
     section "kubespray: molecule test (fresh install, no snapshot)" molecule_test kubespray
     section "kubeadm: molecule test (fresh install, no snapshot)" molecule_test kubeadm
+    section "kubeadm-dns: molecule test (fresh install, no snapshot)" molecule_test kubeadm-dns
 fi
 testbed/down.sh >/dev/null 2>&1
 

@@ -2,7 +2,7 @@
 # End-to-end tests of playbooks/convert.yml, rollback.yml, drill.yml and the kubespray hook on the
 # RUNNING test bed (make testbed LAYOUT=...), which must be unconverted at the start; it is left
 # unconverted (rolled back) at the end.
-#   scripts/test-playbooks.sh [pinned|kubespray|kubeadm]      (INVENTORY=... to use another inventory)
+#   scripts/test-playbooks.sh [pinned|kubespray|kubeadm|kubeadm-dns]      (INVENTORY=... to use another inventory)
 #   KUBEHA_TEST_TIER=core (make test): checks 0, 1, 3, 3a, 4, 4d, 4a, 4c and 5 only; full (the
 #   default, make test-full): all of them
 # Checks, each with a snapshot (sha256 of every file under /etc/kubernetes, /root/.kube/config and
@@ -97,7 +97,7 @@ module_cache() {  # present|absent: the cache on every node (root 0700, files <m
     [[ -z $bad ]] || { echo "$bad"; return 1; }
 }
 
-cert_dir=ssl; [[ $layout == kubeadm ]] && cert_dir=pki
+cert_dir=ssl; [[ $layout == kubeadm* ]] && cert_dir=pki
 echo "== test bed $layout, inventory $inv, tier $tier"
 freeze() {  # expect [freeze.py options]: testbed/freeze.py's verdict, its table in the log
     local expect=$1 out; shift
@@ -138,8 +138,10 @@ refused() {  # name, expected message regex, ansible-playbook args...: the run i
     local name=$1 re=$2; shift 2
     if ap "refuse-$name" -i "$inv" playbooks/convert.yml "$@"; then
         ko "refusal $name: the run succeeded"; return 1
-    elif grep -Eq "$re" "$logs/refuse-$name.log" && grep -q "preflight refused" "$logs/refuse-$name.log"; then
-        refusal_msg=$(grep -Eo "$re" "$logs/refuse-$name.log" | head -1)
+    # (the log flattened: Ansible's YAML output wraps a long message across lines)
+    elif flat=$(tr -s '\n ' '  ' <"$logs/refuse-$name.log") && grep -Eq "$re" <<<"$flat" \
+        && grep -q "preflight refused" "$logs/refuse-$name.log"; then
+        refusal_msg=$(grep -Eo "$re" <<<"$flat" | head -1 || true)
     else
         ko "refusal $name: no message matching /$re/ (see $logs/refuse-$name.log)"; return 1
     fi
@@ -151,7 +153,15 @@ unchanged() {  # name: nothing changed since the start (files, ConfigMaps' resou
     else ko "refusal $name changed: $d"; fi
 }
 refuse() { refused "$@" && unchanged "$1"; }
-if [[ $layout == kubeadm ]]; then
+if [[ $layout == kubeadm-dns ]]; then
+# kubeha_endpoint_hosts_address: a line that maps another name with the endpoint's is not repointed
+docker exec kubeha-worker2 sh -c "sed 's/[[:space:]]cluster-endpoint\$/ cluster-endpoint api-alias/' /etc/hosts >/tmp/hosts && cat /tmp/hosts >/etc/hosts"
+hs=0; refused hosts-shared-line 'maps\s+cluster-endpoint,\s+api-alias\s+to\s+172.30.0.11:\s+repointing\s+it' || hs=1
+docker exec kubeha-worker2 sh -c "sed 's/ cluster-endpoint api-alias\$/\tcluster-endpoint/' /etc/hosts >/tmp/hosts && cat /tmp/hosts >/etc/hosts"
+((hs == 0)) && unchanged hosts-shared-line
+refuse hosts-address-endpoint 'is\s+an\s+address,\s+not\s+a\s+name:\s+there\s+is\s+no\s+/etc/hosts\s+line' -e kubeha_endpoint=172.30.0.10:6443
+fi
+if [[ $layout == kubeadm* ]]; then
 refuse no-endpoint "kubeha_installer is kubeadm and kubeha_endpoint is not set" -e kubeha_endpoint=
 refuse unreachable "endpoint [^ ]+ is unreachable" -e kubeha_endpoint=172.30.0.10:6444
 refuse no-port "is not host:port" -e kubeha_endpoint=172.30.0.10
@@ -188,12 +198,31 @@ else
     ko "conversion failed (see $logs/convert.log)"
 fi
 
+# 3b. (layout kubeadm-dns, kubeha_endpoint_hosts_address) the endpoint's name repointed in /etc/hosts on every
+#     node instead of the kubeconfigs rewritten: each node resolves it to the load balancer, every kubeconfig
+#     kubeadm wrote on the name still names it, and the report says which way the clients were moved
+if [[ $layout == kubeadm-dns ]]; then
+    bad=""
+    for h in "${nodes[@]}"; do
+        r=$(docker exec "$h" getent ahostsv4 cluster-endpoint | awk 'NR == 1 {print $1}')
+        s=$(docker exec "$h" awk '$1 == "server:" {print $2}' /etc/kubernetes/kubelet.conf)
+        [[ $r == 172.30.0.10 && $s == https://cluster-endpoint:6443 ]] || bad+=" $h:$r,$s"
+    done
+    how=$(python3 -c 'import json; r = json.load(open("reports/kubeha-report.json")); print(r["clients_moved_by"], len(r["hosts_file_repointed"]))')
+    if [[ -z $bad && $how == "hosts_file 5" ]] \
+        && grep -q "was repointed to 172.30.0.10 in /etc/hosts on 5 node(s)" <<<"$(tr -s '\n ' '  ' <"$logs/convert.log")"; then
+        ok "cluster-endpoint repointed to the load balancer in /etc/hosts on 5 nodes; kubelet.conf still names it; the report says so"
+    else
+        ko "hosts-file repoint:$bad (report: $how)"
+    fi
+fi
+
 # 3a. the pins planted on the bed (testbed/README.md "Planted pins"): every one found before the
 #     conversion, none left after it, the verdict honest
 planted=(DaemonSet/kube-system/cilium Deployment/kube-system/cilium-operator DaemonSet/logging/promtail
          kubeha-worker1:/home/ops/.kube/config)
 # kubespray's copy of admin.conf beside its inventory (a plain kubeadm inventory has none)
-[[ $layout == kubeadm ]] || planted+=("controller:$PWD/testbed/inventory/artifacts/admin.conf")
+[[ $layout == kubeadm* ]] || planted+=("controller:$PWD/testbed/inventory/artifacts/admin.conf")
 if out=$(.venv/bin/python scripts/pins_check.py reports/kubeha-report.json "${planted[@]}"); then ok "pins: $out"
 else ko "pins: $out"; fi
 
@@ -264,7 +293,7 @@ else
     ko "rollback failed (see $logs/rollback.log)"
 fi
 
-if [[ $tier == full && $layout != kubeadm ]]; then
+if [[ $tier == full && $layout != kubeadm* ]]; then
 # 6. kubespray hook
 if ap hook -i "$inv" playbooks/tests/kubespray_hook.yml; then
     if ap hook-verify -i "$inv" playbooks/convert.yml --tags verify; then ok "kubespray post-upgrade hook converted the cluster"

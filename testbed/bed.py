@@ -55,11 +55,14 @@ KEY_PATHS = [
 
 
 # the scenario groups of a control-plane node, a Kubernetes node and the load balancer: kubespray's,
-# or those of the plain inventory (layout kubeadm: control_plane, workers)
+# or those of the plain inventory (layouts kubeadm and kubeadm-dns: control_plane, workers)
 CONTROL_PLANE_GROUPS = ("kube_control_plane", "control_plane")
 NODE_GROUPS = ("k8s_cluster", "control_plane", "workers")
 # layouts whose cluster kubespray made, so that kubespray's artifacts/admin.conf is on the controller
 KUBESPRAY_LAYOUTS = ("pinned", "kubespray")
+# layouts whose cluster kubeadm alone made (stacked etcd as a static pod, kubeadm's pki): kubeadm-dns
+# is kubeadm's with the controlPlaneEndpoint a name (cluster-endpoint, in the scenario's etc_hosts)
+KUBEADM_LAYOUTS = ("kubeadm", "kubeadm-dns")
 
 
 class BedError(Exception):
@@ -441,7 +444,7 @@ def health_targets(layout):
     masters = [p["name"] for p in plats if member(p, CONTROL_PLANE_GROUPS)]
     nodes = [p["name"] for p in plats if member(p, NODE_GROUPS)]
     lbs = [p["name"] for p in plats if "kubeha_lb" in p.get("groups", [])]
-    kubeadm = layout == "kubeadm"
+    kubeadm = layout in KUBEADM_LAYOUTS
     targets = [(lb, LB_SCRIPT, {"MASTER_IPS": " ".join(hostvars[m]["ip"] for m in masters),
                                 "VIP": hostvars[lb]["ip"]}) for lb in lbs]
     for node in nodes:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole story from scratch on layout LAYOUT (pinned | kubespray | kubeadm): the module binaries built in
+# The whole story from scratch on layout LAYOUT (pinned | kubespray | kubeadm | kubeadm-dns): the module binaries built in
 # the background while the Python tools, the node image and the unconverted cluster come up (timed),
 # snapshot where every client points, convert (playbooks/convert.yml), snapshot again, run the
 # product's failover drill (playbooks/drill.yml), print a per-host before/after table and the
@@ -14,6 +14,7 @@ mkdir -p "$out"
 snapshot() {   # JSON: per host, the server of each kubeconfig and of each running component
     python3 - <<'PY'
 import json, subprocess, yaml
+from urllib.parse import urlsplit
 HOSTS = ["kubeha-master1", "kubeha-master2", "kubeha-master3", "kubeha-worker1", "kubeha-worker2"]
 CONFS = ["admin.conf", "super-admin.conf", "controller-manager.conf", "scheduler.conf", "kubelet.conf"]
 COMPONENTS = ["kubelet", "kube-proxy", "kube-controller-manager", "kube-scheduler", "kube-apiserver"]
@@ -33,6 +34,11 @@ for host in HOSTS:
         if text:
             st = json.loads(text)
             row[comp + " (running)"] = "%s %s" % (st.get("server"), "ok" if st.get("connected") else "NOT CONNECTED")
+    # a server named by a name (layout kubeadm-dns: cluster-endpoint) goes where the node resolves it
+    names = {urlsplit(s).hostname for v in list(row.values()) for s in v.split(" ")[0].split(",") if s.startswith("https://")}
+    for name in sorted(n for n in names if n and n != "localhost" and not n.replace(".", "").isdigit()):
+        text = sh(host, "getent", "hosts", name)
+        row["%s resolves to" % name] = text.split()[0] if text else None
     snap[host] = row
 cluster = {}
 def cm(ns, name):

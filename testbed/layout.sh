@@ -6,6 +6,7 @@ layout_inventory() {
         kubespray) echo testbed/inventory/kubespray.ini ;;
         legacy) echo testbed/inventory/legacy.ini ;;
         kubeadm) echo testbed/inventory/kubeadm/hosts.yml ;;
-        *) echo "$2: unknown layout '$1' (pinned|kubespray|kubeadm|legacy)" >&2; return 2 ;;
+        kubeadm-dns) echo testbed/inventory/kubeadm-dns/hosts.yml ;;
+        *) echo "$2: unknown layout '$1' (pinned|kubespray|kubeadm|kubeadm-dns|legacy)" >&2; return 2 ;;
     esac
 }

@@ -6,6 +6,7 @@ import os
 import shutil
 
 import pytest
+import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SPEC = importlib.util.spec_from_file_location("bed", os.path.join(HERE, "..", "bed.py"))
@@ -186,7 +187,7 @@ def test_snapshot_refuses_an_unhealthy_bed(tmp_path, monkeypatch):
 
 
 def test_health_targets_of_every_layout_find_the_same_six_nodes():
-    for layout in ("pinned", "kubespray", "kubeadm"):
+    for layout in ("pinned", "kubespray", "kubeadm", "kubeadm-dns"):
         targets = {host: env for host, _script, env in bed.health_targets(layout)}
         assert sorted(targets) == ["kubeha-lb", "kubeha-master1", "kubeha-master2", "kubeha-master3",
                                    "kubeha-worker1", "kubeha-worker2"], layout
@@ -198,8 +199,9 @@ def test_health_targets_of_every_layout_find_the_same_six_nodes():
         assert "ETCD" not in targets["kubeha-worker1"]
 
 
-def test_kubeadm_health_checks_stacked_etcd_with_kubeadms_certificates():
-    targets = {host: env for host, _script, env in bed.health_targets("kubeadm")}
+@pytest.mark.parametrize("layout", ["kubeadm", "kubeadm-dns"])
+def test_kubeadm_health_checks_stacked_etcd_with_kubeadms_certificates(layout):
+    targets = {host: env for host, _script, env in bed.health_targets(layout)}
     for master in ("kubeha-master1", "kubeha-master2", "kubeha-master3"):
         env = targets[master]
         assert env["ETCD_STATIC_POD"] == "1"
@@ -211,7 +213,83 @@ def test_kubeadm_health_checks_stacked_etcd_with_kubeadms_certificates():
     assert "ETCD_STATIC_POD" not in pinned["kubeha-master1"] and "ETCD_MEMBERS" not in pinned["kubeha-master1"]
 
 
-def test_no_kubespray_artifact_for_kubeadm(monkeypatch, capsys):
+@pytest.mark.parametrize("layout", ["kubeadm", "kubeadm-dns"])
+def test_no_kubespray_artifact_for_kubeadm(layout, monkeypatch, capsys):
     monkeypatch.setattr(bed, "run", lambda *a, **k: pytest.fail("no command expected: %r" % (a,)))
-    bed.artifacts("kubeadm")
+    bed.artifacts(layout)
     assert "not made by kubespray" in capsys.readouterr().out
+
+
+def docker_runs(layout, monkeypatch):
+    """The `docker run` argv of every node bed.create makes for the layout (nothing run)."""
+    calls = []
+
+    def fake(*argv, check=True, capture=True, timeout=None):
+        calls.append(argv)
+        return type("Proc", (), {"returncode": 0, "stdout": "", "stderr": ""})()
+
+    monkeypatch.setattr(bed, "run", fake)
+    monkeypatch.setattr(bed, "ssh_access", lambda layout: None)
+    monkeypatch.setattr(bed, "node_image", lambda: "kubeha-node:0123456789ab")
+    bed.create(layout)
+    return {c[c.index("--name") + 1]: c for c in calls if c[:2] == ("docker", "run")}
+
+
+def added_hosts(argv):
+    return [argv[i + 1] for i, arg in enumerate(argv) if arg == "--add-host"]
+
+
+def test_kubeadm_dns_nodes_resolve_cluster_endpoint_to_master1(monkeypatch):
+    # docker owns /etc/hosts (regenerated at every `docker run`, not in a snapshot): the line
+    # `172.30.0.11<TAB>cluster-endpoint` comes from --add-host, on every node and the load balancer
+    runs = docker_runs("kubeadm-dns", monkeypatch)
+    assert sorted(runs) == ["kubeha-lb", "kubeha-master1", "kubeha-master2", "kubeha-master3",
+                            "kubeha-worker1", "kubeha-worker2"]
+    for node, argv in runs.items():
+        assert "cluster-endpoint:172.30.0.11" in added_hosts(argv), node
+        assert "kubernetes-api.kubeha.test:172.30.0.10" in added_hosts(argv), node
+    # layout kubeadm's nodes do not know the name
+    for node, argv in docker_runs("kubeadm", monkeypatch).items():
+        assert added_hosts(argv) == ["kubernetes-api.kubeha.test:172.30.0.10"], node
+
+
+def test_kubeadm_dns_scenario_is_kubeadms_but_for_the_endpoint():
+    """molecule/kubeadm-dns is a copy of molecule/kubeadm: only the name, its /etc/hosts line and
+    what the operator gives kubeha for it differ, so the copy cannot drift."""
+    plain, dns = bed.scenario("kubeadm"), bed.scenario("kubeadm-dns")
+    # (the platforms share their anchor's dicts: compare copies)
+    platforms = [dict(p) for p in dns["platforms"]]
+    for platform in platforms:
+        hosts = dict(platform["etc_hosts"])
+        assert hosts.pop("cluster-endpoint") == "172.30.0.11"
+        assert platform["labels"] == {"kubeha_layout": "kubeadm-dns"}
+        platform.update(etc_hosts=hosts, labels={"kubeha_layout": "kubeadm"})
+    assert platforms == plain["platforms"]
+    dns_vars = dns["provisioner"]["inventory"]["group_vars"]["all"]
+    plain_vars = plain["provisioner"]["inventory"]["group_vars"]["all"]
+    assert dns_vars.pop("kubeha_testbed_layout") == "kubeadm-dns" and plain_vars.pop("kubeha_testbed_layout") == "kubeadm"
+    assert dns_vars.pop("kubeha_endpoint") == "cluster-endpoint:6443"
+    assert plain_vars.pop("kubeha_endpoint") == "172.30.0.10:6443"
+    assert dns_vars.pop("kubeha_endpoint_hosts_address") == "172.30.0.10"
+    assert dns_vars == plain_vars
+    for part in ("provisioner", "platforms"):
+        dns.pop(part), plain.pop(part)
+    assert dns == plain
+
+
+@pytest.mark.parametrize("layout", ["kubeadm", "kubeadm-dns"])
+def test_plain_inventory_gives_kubeha_what_the_scenario_gives_it(layout):
+    """testbed/inventory/<layout>/ (what convert.sh, drill.sh and test-playbooks.sh use) and the
+    molecule scenario's inventory hand kubeha the same kubeha_* variables."""
+    directory = os.path.join(bed.REPO, "testbed", "inventory", layout)
+    with open(os.path.join(directory, "hosts.yml"), encoding="utf-8") as handle:
+        inventory = yaml.safe_load(handle)["all"]["vars"]
+    group_vars = os.path.join(directory, "group_vars", "all")
+    for name in sorted(os.listdir(group_vars)):
+        with open(os.path.join(group_vars, name), encoding="utf-8") as handle:
+            inventory.update(yaml.safe_load(handle))
+    molecule = bed.scenario(layout)["provisioner"]["inventory"]["group_vars"]["all"]
+    ours = {k: v for k, v in inventory.items() if k.startswith("kubeha_") and k != "kubeha_testbed_ssh_dir"}
+    theirs = {k: v for k, v in molecule.items() if k.startswith("kubeha_") and k != "kubeha_testbed_ssh_dir"}
+    assert ours == theirs
+    assert ours["kubeha_testbed_layout"] == layout

@@ -1,10 +1,13 @@
 """kubeha_emu.client: kubeconfig loading (file paths, embedded data, the kubelet's combined pem,
 tokenFile) against the real kube-apiserver emulator, with TLS verified: a server whose certificate
-is from another CA, or does not name the host, is refused."""
+is from another CA, or does not name the host, is refused; a server named by a name is verified for
+the name and looked up again at every connection."""
 
 import base64
 import json
 import os
+import socket
+import threading
 
 import pytest
 
@@ -131,3 +134,95 @@ def test_kubeconfig_errors(dirs):
     path = write_kubeconfig(dirs / "insecure.conf", "https://127.0.0.1:1", {"insecure-skip-tls-verify": True}, {})
     with pytest.raises(kclient.KubeconfigError, match="insecure-skip-tls-verify"):
         kclient.Kubeconfig(path)
+
+
+class Forwarder:
+    """A TCP forwarder on 127.0.0.2:<port> to 127.0.0.1:<port>, what HAProxy (mode tcp) is to the
+    bed's apiservers; counts the connections it took."""
+
+    def __init__(self, port):
+        self.port, self.connections = port, 0
+        self.listener = socket.create_server(("127.0.0.2", port))
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                downstream, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            upstream = socket.create_connection(("127.0.0.1", self.port))
+            for src, dst in ((downstream, upstream), (upstream, downstream)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        # shutdown wakes the accept() of the serving thread (a close alone would leave it listening)
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.listener.close()
+        self.thread.join(5)
+
+
+def test_a_server_name_is_verified_and_looked_up_again_at_every_connection(dirs, pki, start_apiserver,
+                                                                           monkeypatch):
+    # layout kubeadm-dns: every kubeconfig names https://cluster-endpoint:6443, which /etc/hosts maps
+    # to master 1 until the operator repoints it to the load balancer. The client must verify TLS for
+    # the name (the certificate has no IP SAN here) and resolve the name anew for every connection
+    # (glibc reads /etc/hosts at each lookup; the client must not keep an address either), so that a
+    # component started before the change reaches the new address.
+    crt, key = pki.make_cert("cpe-apiserver", "kube-apiserver", server=True, sans=["DNS:cluster-endpoint"])
+    server = start_apiserver(cert=crt, key=key)
+    table, lookups = {"cluster-endpoint": "127.0.0.1"}, []
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host in table:
+            lookups.append(table[host])
+            host = table[host]
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    url = "https://cluster-endpoint:%d" % server.port
+    path = write_kubeconfig(dirs / "kubelet.conf", url, {"certificate-authority": pki.ca_crt},
+                            {"client-certificate": pki.admin_crt, "client-key": pki.admin_key})
+    api = kclient.Client(path)
+    assert can_read_kube_system(api) == (200, "kube-system")
+    assert lookups == ["127.0.0.1"]
+    # the name repointed (the load balancer's address): the next request goes there, by the name
+    lb = Forwarder(server.port)
+    try:
+        table["cluster-endpoint"] = "127.0.0.2"
+        assert can_read_kube_system(api) == (200, "kube-system")
+        assert can_read_kube_system(api) == (200, "kube-system")
+        assert lookups == ["127.0.0.1", "127.0.0.2", "127.0.0.2"] and lb.connections == 2
+    finally:
+        lb.close()
+    # nothing listens there any more: no fallback to the address of the first connection
+    with pytest.raises(kclient.ClientError, match="Connection refused|ECONNREFUSED"):
+        api.get("/api/v1/namespaces/kube-system")
+    # the same certificate by the address alone is refused: the name is what is verified
+    by_ip = kclient.Client(write_kubeconfig(dirs / "by-ip.conf", server.url, {"certificate-authority": pki.ca_crt},
+                                            {"client-certificate": pki.admin_crt, "client-key": pki.admin_key}))
+    with pytest.raises(kclient.ClientError, match="IP address mismatch|doesn't match|hostname"):
+        by_ip.get("/api/v1/namespaces/kube-system")
