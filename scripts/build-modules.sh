@@ -27,7 +27,7 @@ case $ARCH in
     *) echo "usage: $0 [x86_64|aarch64]" >&2; exit 2 ;;
 esac
 TARGET=$TRIPLE.2.17
-MODULES=(control_plane_info kubeadm_config apiserver_cert kubeconfig_server component_restart cluster_configmaps cluster_workloads ha_verify)
+MODULES=(control_plane_info kubeadm_config apiserver_cert kubeconfig_server component_restart cluster_configmaps cluster_workloads ha_verify vip_probe)
 
 export PATH="$HOME/.cargo/bin:$PATH"
 # Both tools from PyPI into one venv: cargo-zigbuild's wheel is a prebuilt binary (a `cargo install`

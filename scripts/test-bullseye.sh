@@ -12,7 +12,8 @@
 #   (check, real, second run), apiserver_cert (issues a new cert: the static OpenSSL signs inside
 #   bullseye; bullseye's own openssl 1.1 verifies it), ha_verify and cluster_configmaps against
 #   `openssl s_server` inside the container (TLS verified against the CA; a wrong CA must be
-#   refused), component_restart (no such process: a clean failure).
+#   refused), component_restart (no such process: a clean failure), vip_probe (loopback: the address
+#   local, s_server's port listed with its process; no raw socket).
 # Every result must be one JSON object with the expected outcome and no key material.
 # With `aarch64`, the same in an arm64 bullseye (testbed/images/build.sh bullseye-arm64, run by
 # Debian's qemu-user-static through binfmt_misc) with the aarch64 binaries
@@ -23,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 
-MODULES=(control_plane_info kubeadm_config apiserver_cert kubeconfig_server component_restart cluster_configmaps cluster_workloads ha_verify)
+MODULES=(control_plane_info kubeadm_config apiserver_cert kubeconfig_server component_restart cluster_configmaps cluster_workloads ha_verify vip_probe)
 ARCH=${1:-x86_64}
 case $ARCH in
     x86_64) flavour=bullseye hash_field=4
@@ -138,6 +139,7 @@ args verify_wrong_ca false "\"endpoint\": \"127.0.0.1:16443\", \"ca_cert_path\":
 args configmaps_tls true "\"kubeconfig\": \"/work/root/root/.kube/config\", \"api_server\": \"https://127.0.0.1:16443\", \"control_plane_endpoint\": \"172.30.0.10:6443\", \"timeout\": 5"
 args workloads_tls true "\"kubeconfig\": \"/work/workloads.conf\", \"workloads\": [\"DaemonSet/kube-system/cilium\"], \"masters\": [\"172.30.0.11\"], \"control_plane_endpoint\": \"172.30.0.10:6443\", \"timeout\": 5"
 args restart_absent true '"name": "kube-scheduler", "timeout": 5'
+args probe_local true '"address": "127.0.0.1", "listen": 0, "ports": [16443]'
 
 # --- run in bullseye -----------------------------------------------------------------------------
 cat >"$work/run.sh" <<'EOF'
@@ -165,6 +167,7 @@ run ha_verify verify_wrong_ca
 run cluster_configmaps configmaps_tls
 sed 's#server: https://[^ ]*#server: https://127.0.0.1:16443#' root/root/.kube/config >workloads.conf
 run cluster_workloads workloads_tls
+run vip_probe probe_local
 kill "$server"
 run component_restart restart_absent
 exit 0   # module failures are judged from their JSON below, not from exit codes
@@ -231,6 +234,10 @@ expect("configmaps_tls", lambda r: r.get("failed") is True and "127.0.0.1:16443"
        "verified mutual-TLS GET reaches the server (whose answer is no ConfigMap)")
 expect("workloads_tls", lambda r: r.get("failed") is True and "127.0.0.1:16443" in r["msg"] and "TLS" not in r["msg"],
        "verified mutual-TLS GET of the DaemonSet reaches the server (whose answer is no DaemonSet)")
+expect("probe_local", lambda r: ok(r) and r["changed"] is False and r["address_local"] is True
+       and r["interface"]["name"] == "lo" and r["arp"]["probes"] == 0
+       and len(r["ports"]["16443"]) >= 1 and all(l["process"] == "openssl" for l in r["ports"]["16443"]),
+       "loopback address reported local, s_server's listener found with its process")
 expect("restart_absent", lambda r: r.get("failed") is True and "no running kube-scheduler process" in r["msg"],
        "no kube-scheduler process: a clean failure")
 

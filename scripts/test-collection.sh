@@ -13,7 +13,7 @@ root=$PWD
 export ANSIBLE_CONFIG=$root/ansible.cfg
 export PATH="$root/.venv/bin:$PATH"
 coll=ansible/ansible_collections/kubeha/control_plane
-modules=(control_plane_info kubeadm_config apiserver_cert kubeconfig_server component_restart cluster_configmaps cluster_workloads ha_verify)
+modules=(control_plane_info kubeadm_config apiserver_cert kubeconfig_server component_restart cluster_configmaps cluster_workloads ha_verify vip_probe)
 fail=0
 step() { printf '\n== %s\n' "$*"; }
 bad() { echo "FAIL: $*"; fail=1; }

@@ -29,6 +29,12 @@ pub enum Kind {
     },
     /// `type: list, elements: str`; a comma-separated string is accepted, as Ansible does.
     StrList,
+    /// `type: list, elements: int`, each item within `min..=max`; numeric strings and a
+    /// comma-separated string are accepted, as for [`Kind::Int`] and [`Kind::StrList`].
+    IntList {
+        min: i64,
+        max: i64,
+    },
     /// `type: list, elements: dict` whose items have their own options (the sidecar's
     /// `options:` under the option), parsed with the same rules.
     DictList(&'static ModuleSpec),
@@ -42,7 +48,7 @@ impl Kind {
             Kind::Path => "path",
             Kind::Bool => "bool",
             Kind::Int { .. } => "int",
-            Kind::StrList | Kind::DictList(_) => "list",
+            Kind::StrList | Kind::IntList { .. } | Kind::DictList(_) => "list",
         }
     }
 
@@ -50,6 +56,7 @@ impl Kind {
     pub fn elements(self) -> Option<&'static str> {
         match self {
             Kind::StrList => Some("str"),
+            Kind::IntList { .. } => Some("int"),
             Kind::DictList(_) => Some("dict"),
             _ => None,
         }
@@ -145,6 +152,7 @@ enum Parsed {
     Bool(bool),
     Int(i64),
     List(Vec<String>),
+    Ints(Vec<i64>),
     Dicts(Vec<Options>),
 }
 
@@ -153,6 +161,7 @@ impl Parsed {
     fn is_empty_list(&self) -> bool {
         match self {
             Parsed::List(l) => l.is_empty(),
+            Parsed::Ints(l) => l.is_empty(),
             Parsed::Dicts(l) => l.is_empty(),
             Parsed::Str(_) | Parsed::Bool(_) | Parsed::Int(_) => false,
         }
@@ -257,9 +266,23 @@ impl Options {
     }
 
     pub fn int(&self, name: &'static str) -> Result<i64> {
+        self.opt_int(name)?
+            .ok_or_else(|| Error::option(name, "is required"))
+    }
+
+    /// An integer option, when given or defaulted.
+    pub fn opt_int(&self, name: &'static str) -> Result<Option<i64>> {
         match self.get(name, &["int"])? {
-            Some(Parsed::Int(i)) => Ok(*i),
-            _ => Err(Error::option(name, "is required")),
+            Some(Parsed::Int(i)) => Ok(Some(*i)),
+            _ => Ok(None),
+        }
+    }
+
+    /// A list of integers, each within the option's range; empty when not given.
+    pub fn ints(&self, name: &'static str) -> Result<Vec<i64>> {
+        match self.get(name, &["list"])? {
+            Some(Parsed::Ints(l)) => Ok(l.clone()),
+            _ => Ok(Vec::new()),
         }
     }
 
@@ -293,7 +316,10 @@ fn parse_value(option: &OptionSpec, given: Option<Value>) -> Result<Option<Parse
             Default::Str(s) => Some(Parsed::Str(s.to_string())),
             Default::Bool(b) => Some(Parsed::Bool(b)),
             Default::Int(i) => Some(Parsed::Int(i)),
-            Default::EmptyList => Some(Parsed::List(Vec::new())),
+            Default::EmptyList => Some(match option.kind {
+                Kind::IntList { .. } => Parsed::Ints(Vec::new()),
+                _ => Parsed::List(Vec::new()),
+            }),
         });
     };
     let parsed = match option.kind {
@@ -301,6 +327,7 @@ fn parse_value(option: &OptionSpec, given: Option<Value>) -> Result<Option<Parse
         Kind::Bool => Parsed::Bool(to_bool(name, value)?),
         Kind::Int { min, max } => Parsed::Int(to_int(name, value, min, max)?),
         Kind::StrList => Parsed::List(to_list(name, value)?),
+        Kind::IntList { min, max } => Parsed::Ints(to_int_list(name, value, min, max)?),
         Kind::DictList(items) => Parsed::Dicts(to_dicts(name, value, items)?),
     };
     match &parsed {
@@ -353,30 +380,63 @@ fn to_bool(name: &str, value: Value) -> Result<bool> {
 }
 
 fn to_int(name: &str, value: Value, min: i64, max: i64) -> Result<i64> {
+    int_in_range(value, min, max).map_err(|reason| Error::option(name, reason))
+}
+
+/// A whole number (or its string form) within `min..=max`, or why not.
+fn int_in_range(value: Value, min: i64, max: i64) -> std::result::Result<i64, String> {
     let value = match value {
         Value::Number(n) => n
             .as_i64()
-            .ok_or_else(|| Error::option(name, format!("expected a whole number, got {n}")))?,
-        Value::String(s) => s.trim().parse::<i64>().map_err(|_| {
-            Error::option(
-                name,
-                format!("expected a whole number, got the string {s:?}"),
-            )
-        })?,
+            .ok_or_else(|| format!("expected a whole number, got {n}"))?,
+        Value::String(s) => s
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| format!("expected a whole number, got the string {s:?}"))?,
         other => {
-            return Err(Error::option(
-                name,
-                format!("expected a whole number, got {}", type_name(&other)),
+            return Err(format!(
+                "expected a whole number, got {}",
+                type_name(&other)
             ))
         }
     };
     if value < min || value > max {
-        return Err(Error::option(
-            name,
-            format!("{value} is out of range: use a value from {min} to {max}"),
+        return Err(format!(
+            "{value} is out of range: use a value from {min} to {max}"
         ));
     }
     Ok(value)
+}
+
+/// Each item a whole number within `min..=max`; errors name the item's index.
+fn to_int_list(name: &str, value: Value, min: i64, max: i64) -> Result<Vec<i64>> {
+    let items: Vec<Value> = match value {
+        Value::Array(items) => items,
+        Value::String(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| Value::String(p.to_string()))
+            .collect(),
+        Value::Number(n) => vec![Value::Number(n)],
+        other => {
+            return Err(Error::option(
+                name,
+                format!(
+                    "expected a list of whole numbers, got {}",
+                    type_name(&other)
+                ),
+            ))
+        }
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            int_in_range(item, min, max)
+                .map_err(|reason| Error::option(name, format!("item {i}: {reason}")))
+        })
+        .collect()
 }
 
 fn to_list(name: &str, value: Value) -> Result<Vec<String>> {
@@ -488,6 +548,9 @@ mod tests {
                 .choices(&["always", "never"])
                 .default(Default::Str("never")),
             OptionSpec::new("cluster", Kind::Str, "A name."),
+            OptionSpec::new("ports", Kind::IntList { min: 1, max: 65535 }, "Ports.")
+                .default(Default::EmptyList),
+            OptionSpec::new("retries", Kind::Int { min: 0, max: 9 }, "Tries."),
         ],
     };
 
@@ -567,6 +630,41 @@ mod tests {
         assert!(o.list("sans").unwrap().is_empty());
         assert_eq!(o.string("mode").unwrap(), "never");
         assert_eq!(o.opt_string("cluster").unwrap(), None);
+        assert!(o.ints("ports").unwrap().is_empty());
+        assert_eq!(o.opt_int("retries").unwrap(), None);
+        assert!(o
+            .int("retries")
+            .unwrap_err()
+            .to_string()
+            .contains("is required"));
+    }
+
+    #[test]
+    fn integer_lists_take_numbers_strings_and_ranges() {
+        let o = parse(json!({"server": "s", "ports": [22, "6443"], "retries": "2"})).unwrap();
+        assert_eq!(o.ints("ports").unwrap(), vec![22, 6443]);
+        assert_eq!(o.opt_int("retries").unwrap(), Some(2));
+        let o = parse(json!({"server": "s", "ports": "22, 6443"})).unwrap();
+        assert_eq!(o.ints("ports").unwrap(), vec![22, 6443]);
+        let o = parse(json!({"server": "s", "ports": 8443})).unwrap();
+        assert_eq!(o.ints("ports").unwrap(), vec![8443]);
+        let e = err(json!({"server": "s", "ports": [22, 0]}));
+        assert!(
+            e.contains("`ports`: item 1: 0 is out of range: use a value from 1 to 65535"),
+            "{e}"
+        );
+        let e = err(json!({"server": "s", "ports": [22, "ssh"]}));
+        assert!(
+            e.contains("`ports`: item 1: expected a whole number, got the string \"ssh\""),
+            "{e}"
+        );
+        let e = err(json!({"server": "s", "ports": {"a": 1}}));
+        assert!(
+            e.contains("expected a list of whole numbers, got a dictionary"),
+            "{e}"
+        );
+        assert_eq!(Kind::IntList { min: 1, max: 2 }.elements(), Some("int"));
+        assert_eq!(Kind::IntList { min: 1, max: 2 }.ansible_type(), "list");
     }
 
     #[test]
@@ -574,7 +672,9 @@ mod tests {
         let e = err(json!({"server": "s", "pth": "/b"}));
         assert!(e.contains("`pth` (did you mean `path`?)"), "{e}");
         assert!(
-            e.contains("supported options: backup, cluster, mode, path, sans, server, timeout"),
+            e.contains(
+                "supported options: backup, cluster, mode, path, ports, retries, sans, server, timeout"
+            ),
             "{e}"
         );
     }

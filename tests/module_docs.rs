@@ -30,6 +30,7 @@ fn required_options(module: &str) -> Value {
         // masters and control_plane_endpoint: required only with state=endpoint (the default)
         "cluster_workloads" => json!({"workloads": ["DaemonSet/kube-system/cilium"]}),
         "ha_verify" => json!({"endpoint": "10.0.0.10:6443"}),
+        "vip_probe" => json!({"address": "10.0.0.10"}),
         other => panic!("no required options known for {other}"),
     }
 }
@@ -80,7 +81,7 @@ fn sidecars_match_the_declared_option_specs_field_by_field() {
         fields += check_options(module, spec.options, &documented_options(module));
     }
     assert_eq!(
-        fields, 80,
+        fields, 87,
         "options checked, suboptions included (a new option changes this count on purpose)"
     );
 }
@@ -238,6 +239,7 @@ fn wrong_types_fail_naming_the_option_and_the_documented_type() {
                 "bool" => "expected a boolean",
                 "list" => match spec["elements"].as_str() {
                     Some("str") => "expected a list of strings",
+                    Some("int") => "expected a list of whole numbers",
                     Some("dict") => "expected a list of dictionaries",
                     other => panic!("{module}.yml: {name}: list elements {other:?}"),
                 },

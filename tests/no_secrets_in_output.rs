@@ -187,6 +187,17 @@ fn no_module_output_contains_key_material() {
         json!({"endpoint": "127.0.0.1:1", "kubeconfig": broken_yaml, "ca_cert_path": ssl.join("ca.crt"), "timeout": 2}),
         Mode::DIFF,
     );
+    // vip_probe on loopback: the address is local (no ARP probe) and no listen, so no raw socket;
+    // its failures name the option.
+    for mode in [Mode::CHECK_DIFF, Mode::NORMAL] {
+        check(
+            &fx,
+            "vip_probe",
+            json!({"address": "127.0.0.1", "listen": 0, "ports": [1]}),
+            mode,
+        );
+    }
+    check(&fx, "vip_probe", json!({"address": "fd00::10"}), Mode::DIFF);
     // component_restart only with an invalid name: a valid one would restart this machine's services.
     check(
         &fx,

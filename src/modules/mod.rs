@@ -1,4 +1,4 @@
-//! The eight Ansible modules, one file each, all of one shape ([`crate::protocol::Module`]): the
+//! The nine Ansible modules, one file each, all of one shape ([`crate::protocol::Module`]): the
 //! declared option spec, `from_options`, a `plan` that only reads, `apply`, `report`. Each binary
 //! in `src/bin/` is one call of [`crate::protocol::main`] with its module type.
 //!
@@ -12,6 +12,7 @@
 //! | [`cluster_configmaps`] | kube-proxy, kubeadm-config and cluster-info ConfigMaps through the API |
 //! | [`cluster_workloads`] | workloads' pod-template env naming a master (a CNI's agents), and their rollout |
 //! | [`ha_verify`] | proving the endpoint serves the API, and the local-apiserver drill |
+//! | [`vip_probe`] | nothing (read-only): whether a VIP and a VRRP router id are free, and the ports' listeners |
 
 pub mod apiserver_cert;
 pub mod cluster_configmaps;
@@ -21,12 +22,13 @@ pub mod control_plane_info;
 pub mod ha_verify;
 pub mod kubeadm_config;
 pub mod kubeconfig_server;
+pub mod vip_probe;
 
 use crate::options::ModuleSpec;
 use crate::protocol::Module;
 
 /// Every module's spec, for the documentation checks.
-pub const SPECS: [&ModuleSpec; 8] = [
+pub const SPECS: [&ModuleSpec; 9] = [
     apiserver_cert::ApiserverCert::SPEC,
     cluster_configmaps::ClusterConfigmaps::SPEC,
     cluster_workloads::ClusterWorkloads::SPEC,
@@ -35,4 +37,5 @@ pub const SPECS: [&ModuleSpec; 8] = [
     ha_verify::HaVerify::SPEC,
     kubeadm_config::KubeadmConfig::SPEC,
     kubeconfig_server::KubeconfigServer::SPEC,
+    vip_probe::VipProbe::SPEC,
 ];

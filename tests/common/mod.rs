@@ -172,7 +172,7 @@ pub fn run_module_raw(name: &str, args_text: &str) -> Outcome {
 }
 
 /// The module names of the collection (one binary and one sidecar each).
-pub const MODULES: [&str; 8] = [
+pub const MODULES: [&str; 9] = [
     "control_plane_info",
     "kubeadm_config",
     "apiserver_cert",
@@ -181,6 +181,7 @@ pub const MODULES: [&str; 8] = [
     "cluster_configmaps",
     "cluster_workloads",
     "ha_verify",
+    "vip_probe",
 ];
 
 /// The sidecar docs `<module>.yml` of the collection, parsed (DOCUMENTATION, EXAMPLES, RETURN).
