@@ -4,7 +4,7 @@ SHELL := /bin/bash
 LAYOUT ?= pinned
 export LAYOUT
 
-.PHONY: freeze same-behaviour deps venv build build-aarch64 image testbed convert drill report demo test test-rust test-emulators \
+.PHONY: freeze vip-freeze same-behaviour deps venv build build-aarch64 image testbed convert drill report demo test test-rust test-emulators \
         test-full test-collection test-molecule test-playbooks chaos bench clean clean-images
 
 deps:            ## host packages (Debian) the build and the test bed need
@@ -22,7 +22,7 @@ build-aarch64: deps  ## aarch64 module binaries into the collection's bin/aarch6
 image: deps      ## the test-bed node image (cached by recipe hash; make test builds the bullseye one itself)
 	testbed/images/build.sh node
 
-testbed: venv image   ## bring up the unconverted cluster: make testbed LAYOUT=pinned|kubespray|kubeadm|kubeadm-dns
+testbed: venv image   ## bring up the unconverted cluster: make testbed LAYOUT=pinned|kubespray|kubeadm|kubeadm-dns|novip
 	testbed/up.sh $(LAYOUT)
 
 convert: venv build   ## run playbooks/convert.yml against the running test bed
@@ -40,11 +40,14 @@ test:            ## every host-only test + per layout convert/again/drill/rollba
 test-full:       ## make test + every end-to-end check of test-playbooks.sh + molecule test per layout from scratch
 	scripts/test-all.sh --full
 
-test-playbooks: venv build image ## convert/rollback/hook end to end: make test-playbooks LAYOUT=pinned|kubespray|kubeadm|kubeadm-dns
+test-playbooks: venv build image ## convert/rollback/hook end to end: make test-playbooks LAYOUT=pinned|kubespray|kubeadm|kubeadm-dns|novip
 	testbed/up.sh $(LAYOUT) && scripts/test-playbooks.sh $(LAYOUT)
 
 freeze: venv ## whole-host loss: master 1 frozen for 2 min on the running bed (make freeze LAYOUT=pinned EXPECT=survive|break)
 	.venv/bin/python testbed/freeze.py $(LAYOUT) --expect $(or $(EXPECT),survive) $(if $(filter break,$(EXPECT)),--server-name kubernetes)
+
+vip-freeze: venv ## the VIP holder frozen 5 times on the converted novip bed: unreachable seconds, failed probes, where the VIP goes (make vip-freeze PREEMPT=false|true)
+	.venv/bin/python testbed/vip_freeze.py --expect-preempt $(or $(PREEMPT),false)
 
 same-behaviour: venv build image ## a refactoring changes nothing: make same-behaviour OTHER=<checkout with its modules built> [LAYOUT=pinned]
 	.venv/bin/python scripts/same_behaviour.py $(OTHER) --layout $(LAYOUT)

@@ -244,6 +244,7 @@ def failure_handling(inventory, workdir, probes, s0):
 # The conversion's phases in playbook order: (tags of playbooks/convert.yml, its plays' names).
 # Plays tagged `always` (inventory groups, resume, preflight) run in every run whatever --tags says.
 PHASES = [
+    (("vip",), re.compile(r"\| VIP, one master at a time|\| preflight again, through the VIP")),
     (("masters",), re.compile(r"\| masters, one at a time")),
     (("workers",), re.compile(r"\| workers in batches")),
     (("configmaps", "kube_proxy"), re.compile(r"\| cluster ConfigMaps")),

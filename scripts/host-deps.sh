@@ -8,6 +8,7 @@ PKGS=(
   etcd-server                      # real etcd 3.4 behind the kube-apiserver emulator tests
   kubernetes-client                # kubectl 1.20, used by the emulator tests and the test bed
   debootstrap tar gzip curl        # test-bed images (testbed/images/build.sh), health checks
+  dpkg-dev                         # dpkg-scanpackages: the node image's local apt repository (build.sh)
   python3-venv                     # .venv/ (scripts/venv.sh)
 )
 

@@ -8,7 +8,8 @@
 #   scripts/test-all.sh --full   `make test-full`: the above with every end-to-end check of
 #                                 scripts/test-playbooks.sh (refusals, resume of a drained master,
 #                                 kubespray hook, legacy groups, local proxy removal), the plain
-#                                 kubeadm layouts' beds and checks (kubeadm, kubeadm-dns), and, per layout,
+#                                 kubeadm layouts' beds and checks (kubeadm, kubeadm-dns), layout novip's
+#                                 (no load balancer: kubeha provisions the VIP), and, per layout,
 #                                 `molecule test` from scratch (install, control, converge,
 #                                 idempotence, verify, destroy)
 # Add a section: one `section "<name>" <command...>` line below, in dependency order.
@@ -132,10 +133,14 @@ if [[ $tier == full ]]; then
     # the same cluster made with --control-plane-endpoint cluster-endpoint:6443 (the name in /etc/hosts)
     section "kubeadm-dns: bed from the snapshot, healthy as the fresh one" bed kubeadm-dns
     section "kubeadm-dns: dry run, convert, again, drill, rollback ($tier)" playbooks kubeadm-dns
+    # no load balancer: kubeha provisions the VIP (keepalived + HAProxy on the masters, issue #20)
+    section "novip: bed from the snapshot, healthy as the fresh one" bed novip
+    section "novip: dry run, convert, again, drill, rollback ($tier)" playbooks novip
     section "pinned: molecule test (fresh install, no snapshot)" molecule_test pinned
     section "kubespray: molecule test (fresh install, no snapshot)" molecule_test kubespray
     section "kubeadm: molecule test (fresh install, no snapshot)" molecule_test kubeadm
     section "kubeadm-dns: molecule test (fresh install, no snapshot)" molecule_test kubeadm-dns
+    section "novip: molecule test (fresh install, no snapshot)" molecule_test novip
 fi
 testbed/down.sh >/dev/null 2>&1
 

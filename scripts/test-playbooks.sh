@@ -161,16 +161,52 @@ docker exec kubeha-worker2 sh -c "sed 's/ cluster-endpoint api-alias\$/\tcluster
 ((hs == 0)) && unchanged hosts-shared-line
 refuse hosts-address-endpoint 'is\s+an\s+address,\s+not\s+a\s+name:\s+there\s+is\s+no\s+/etc/hosts\s+line' -e kubeha_endpoint=172.30.0.10:6443
 fi
+if [[ $layout == novip ]]; then
+# kubeha_vip_provision (issue #20): each bad input a refusal before any change. A VIP already in use
+# (worker 2 answers ARP for it)
+docker exec kubeha-worker2 ip addr add 172.30.0.10/32 dev eth0
+vu=0; refused vip-in-use 'the\s+VIP\s+172.30.0.10\s+is\s+in\s+use:\s+[0-9a-f:]+\s+answered\s+ARP' || vu=1
+docker exec kubeha-worker2 ip addr del 172.30.0.10/32 dev eth0
+((vu == 0)) && unchanged vip-in-use
+refuse vip-outside-subnet 'the\s+VIP\s+10.99.0.10\s+cannot\s+be\s+used\s+on\s+this\s+master' \
+    -e '{"loadbalancer_apiserver": {"address": "10.99.0.10", "port": 8443}}' -e apiserver_loadbalancer_domain_name=10.99.0.10
+# the port taken on master 2
+docker exec -d kubeha-master2 python3 -m http.server 8443
+sleep 2
+pt=0; refused vip-port-taken 'port\s+8443\s+is\s+taken\s+on\s+this\s+master\s+by\s+python3' || pt=1
+docker exec kubeha-master2 pkill -f 'http.server 8443' || true
+((pt == 0)) && unchanged vip-port-taken
+# a VRRP router id clash: a real keepalived on worker 2 advertises router id 10 (kubeha's default:
+# the VIP's last octet) for another address, from the nodes' local package source
+docker exec kubeha-worker2 sh -c 'DEBIAN_FRONTEND=noninteractive apt-get install -y -q keepalived >/dev/null
+    printf "vrrp_instance other {\n state MASTER\n interface eth0\n virtual_router_id 10\n priority 100\n advert_int 1\n virtual_ipaddress {\n 172.30.0.99/32\n }\n}\n" >/etc/keepalived/keepalived.conf
+    systemctl restart keepalived'
+sleep 3
+vc=0; refused vrrp-id-clash 'VRRP\s+router\s+id\s+10\s+is\s+in\s+use\s+on\s+the\s+segment:\s+172.30.0.22\s+advertises' || vc=1
+docker exec kubeha-worker2 sh -c 'systemctl stop keepalived; DEBIAN_FRONTEND=noninteractive apt-get purge -y -q --autoremove keepalived >/dev/null; rm -rf /etc/keepalived'
+((vc == 0)) && unchanged vrrp-id-clash
+# keepalived missing and no package source (master 3's only source, the local repository, removed)
+src=$(docker exec kubeha-master3 sh -c 'ls /etc/apt/sources.list.d/*.list | head -1')
+docker exec kubeha-master3 sh -c "mv $src /root/parked.list && apt-get update -q >/dev/null 2>&1"
+ns=0; refused vip-no-package 'keepalived\s+not\s+installed,\s+and\s+the\s+package\s+manager\s+cannot\s+install\s+it' || ns=1
+docker exec kubeha-master3 sh -c "mv /root/parked.list $src && apt-get update -q >/dev/null 2>&1"
+((ns == 0)) && unchanged vip-no-package
+refuse vip-no-password 'kubeha_vip_auth_pass\s+is\s+not\s+set' -e kubeha_vip_auth_pass=
+refuse vip-apiserver-port 'the\s+endpoint\s+port\s+6443\s+is\s+the\s+port\s+of\s+the\s+apiservers' \
+    -e '{"loadbalancer_apiserver": {"address": "172.30.0.10", "port": 6443}}'
+fi
 if [[ $layout == kubeadm* ]]; then
 refuse no-endpoint "kubeha_installer is kubeadm and kubeha_endpoint is not set" -e kubeha_endpoint=
 refuse unreachable "endpoint [^ ]+ is unreachable" -e kubeha_endpoint=172.30.0.10:6444
 refuse no-port "is not host:port" -e kubeha_endpoint=172.30.0.10
 else
 refuse no-lb "does not define loadbalancer_apiserver" -e '{"loadbalancer_apiserver": {}}'
-refuse unreachable "endpoint [^ ]+ is unreachable" -e '{"loadbalancer_apiserver": {"address": "172.30.0.10", "port": 6444}}' \
-    -e apiserver_loadbalancer_domain_name=172.30.0.10
+# (novip: the VIP does not exist before kubeha provisions it; nothing to reach yet)
+[[ $layout == novip ]] || refuse unreachable "endpoint [^ ]+ is unreachable" \
+    -e '{"loadbalancer_apiserver": {"address": "172.30.0.10", "port": 6444}}' -e apiserver_loadbalancer_domain_name=172.30.0.10
 refuse no-port "is not host:port" -e '{"loadbalancer_apiserver": {}}' -e kubeha_endpoint=172.30.0.10 -e kubeha_acknowledge_no_kubespray_lb=true
 fi
+if [[ $layout != novip ]]; then  # the external load balancer's container
 haproxy "disable server kube_apiserver/kubeha-master3" >/dev/null
 refuse two-of-three "does not forward to every master: kubeha-master3"
 haproxy "enable server kube_apiserver/kubeha-master3" >/dev/null
@@ -178,6 +214,7 @@ haproxy "enable server kube_apiserver/kubeha-master3" >/dev/null
 haproxy "set server kube_apiserver/kubeha-master3 state drain" >/dev/null
 refuse operator-drained "does not forward to every master: kubeha-master3" -e kubeha_lb_haproxy_host=kubeha-lb
 haproxy "set server kube_apiserver/kubeha-master3 state ready" >/dev/null
+fi
 docker exec kubeha-master3 mv /etc/kubernetes/manifests/kube-apiserver.yaml /root/kube-apiserver.yaml.parked
 for _ in $(seq 30); do docker exec kubeha-master3 pgrep -x kube-apiserver >/dev/null || break; sleep 1; done
 # the parked manifest is this test's own doing: compare once it is back and the apiserver ready
@@ -217,12 +254,37 @@ if [[ $layout == kubeadm-dns ]]; then
     fi
 fi
 
+# 3c. (layout novip, kubeha_vip_provision) keepalived and HAProxy active and enabled on every master, the
+#     VIP on exactly one, the API through it with a certificate valid for it
+masters=(kubeha-master1 kubeha-master2 kubeha-master3)
+vip_state() {  # per master: keepalived/haproxy active, enabled, installed; whether it holds the VIP
+    local m
+    for m in "${masters[@]}"; do
+        docker exec "$m" sh -c 'printf "%s " "$(hostname)"; for s in keepalived haproxy; do
+            printf "%s=%s/%s/%s " $s "$(systemctl is-active $s 2>/dev/null)" "$(systemctl is-enabled $s 2>/dev/null)" \
+                "$(dpkg-query -W -f="\${db:Status-Status}" $s 2>/dev/null || echo absent)"; done
+            ip -4 -o addr show | grep -q " 172.30.0.10/32 " && printf "VIP"; echo'
+    done
+}
+if [[ $layout == novip ]]; then
+    st=$(vip_state)
+    holders=$(grep -c ' VIP$' <<<"$st" || true)
+    ca=$(mktemp); docker exec kubeha-master1 cat /etc/kubernetes/ssl/ca.crt >"$ca"
+    if [[ $(grep -c 'keepalived=active/enabled/installed haproxy=active/enabled/installed' <<<"$st") == 3 && $holders == 1 ]] \
+        && curl -sf --max-time 5 --cacert "$ca" https://172.30.0.10:8443/readyz >/dev/null; then
+        ok "VIP: keepalived and HAProxy active and enabled on the 3 masters, 172.30.0.10 on $(grep ' VIP$' <<<"$st" | cut -d' ' -f1), /readyz through it (TLS verified for the VIP)"
+    else
+        ko "VIP after the conversion: $(tr '\n' ';' <<<"$st")"
+    fi
+    rm -f "$ca"
+fi
+
 # 3a. the pins planted on the bed (testbed/README.md "Planted pins"): every one found before the
 #     conversion, none left after it, the verdict honest
 planted=(DaemonSet/kube-system/cilium Deployment/kube-system/cilium-operator DaemonSet/logging/promtail
          kubeha-worker1:/home/ops/.kube/config)
 # kubespray's copy of admin.conf beside its inventory (a plain kubeadm inventory has none)
-[[ $layout == kubeadm* ]] || planted+=("controller:$PWD/testbed/inventory/artifacts/admin.conf")
+[[ $layout == kubeadm* ]] || planted+=("controller:$PWD/$(dirname "$inv")/artifacts/admin.conf")
 if out=$(.venv/bin/python scripts/pins_check.py reports/kubeha-report.json "${planted[@]}"); then ok "pins: $out"
 else ko "pins: $out"; fi
 
@@ -255,10 +317,20 @@ else
     ko "drill failed (see $logs/drill.log)"
 fi
 
-# 4c. whole-host loss on the converted cluster
-freeze survive
+# 4c. whole-host loss on the converted cluster (novip: 4e freezes the master holding the VIP instead;
+#     freeze.py observes from the external load balancer's container, which novip has not)
+[[ $layout == novip ]] || freeze survive
 
-if [[ $tier == full ]]; then
+# 4e. (layout novip) the master holding the VIP frozen, again and again: the VIP moves, the endpoint
+#     answers again within 5 s each time (testbed/vip_freeze.py)
+if [[ $layout == novip ]]; then
+    if out=$(.venv/bin/python testbed/vip_freeze.py "$layout" --rounds 5 --expect-preempt true 2>&1); then ok "$(tail -1 <<<"$out")"
+    else ko "$(tail -1 <<<"$out")"; fi
+    echo "$out" >"$logs/vip-freeze.log"
+    grep -E '^ *[0-9]+ ' <<<"$out" | cut -c1-200 || true
+fi
+
+if [[ $tier == full && $layout != novip ]]; then
 # 4b. a run killed between its drain of kubeha-master2 and the ready step (kubeha_lb_haproxy_host)
 #     left it drained, with kubeha's marker on the HAProxy host: the dry run says it would put it back
 #     (and changes nothing), the real run puts it back instead of refusing
@@ -289,11 +361,20 @@ if ap rollback -i "$inv" playbooks/rollback.yml; then
     else ko "rollback left differences: $d"; fi
     if out=$(module_cache absent); then ok "rollback removed the module cache on every node"
     else ko "rollback left the module cache:$out"; fi
+    # novip: keepalived purged (kubeha installed it), HAProxy disabled and stopped as the image has it, the VIP gone
+    if [[ $layout == novip ]]; then
+        st=$(vip_state)
+        if [[ $(grep -c 'keepalived=inactive/[a-z-]*/absent haproxy=inactive/disabled/installed $' <<<"$st") == 3 ]]; then
+            ok "rollback: keepalived purged, HAProxy stopped and disabled again, the VIP gone on every master"
+        else
+            ko "rollback left the VIP's parts: $(tr '\n' ';' <<<"$st")"
+        fi
+    fi
 else
     ko "rollback failed (see $logs/rollback.log)"
 fi
 
-if [[ $tier == full && $layout != kubeadm* ]]; then
+if [[ $tier == full && $layout != kubeadm* && $layout != novip ]]; then
 # 6. kubespray hook
 if ap hook -i "$inv" playbooks/tests/kubespray_hook.yml; then
     if ap hook-verify -i "$inv" playbooks/convert.yml --tags verify; then ok "kubespray post-upgrade hook converted the cluster"

@@ -22,7 +22,7 @@ from; a bed started from the snapshot must pass the same checks with the same re
   bed.py snapshot LAYOUT KEY HEALTH.json  stop the bed, commit each node, remove the containers
   bed.py health LAYOUT [--wait S] [--out F]  wait until the bed is healthy, print the report
   bed.py compare LAYOUT KEY HEALTH.json    the report equals the one the snapshot was taken with
-  bed.py artifacts LAYOUT                  kubespray's <inventory>/artifacts/admin.conf on this machine
+  bed.py artifacts LAYOUT                  kubespray's <inventory dir>/artifacts/admin.conf on this machine
   bed.py images [--layout L]               list the snapshot images (tag per line)
 """
 
@@ -42,7 +42,8 @@ SSH_DIR = os.path.join(REPO, ".cache", "bed", "ssh")
 LOGIN_USER = "kubeha"
 SNAPSHOT_REPOSITORY = "kubeha-bed"
 # kubespray's artifacts_dir ({{ inventory_dir }}/artifacts) for the bed's inventories; git-ignored,
-# rewritten at every bring-up, and not part of the snapshot key
+# rewritten at every bring-up, and not part of the snapshot key. A layout whose inventory has a
+# directory of its own (testbed/inventory/novip/hosts.yml) has it there (artifacts_dir)
 ARTIFACTS_DIR = os.path.join("testbed", "inventory", "artifacts")
 # what shapes an installed bed, besides the node image (whose own recipe hash is part of the key) and
 # the scenario's molecule.yml (hosts, addresses, container options). This script and up.sh only
@@ -59,7 +60,8 @@ KEY_PATHS = [
 CONTROL_PLANE_GROUPS = ("kube_control_plane", "control_plane")
 NODE_GROUPS = ("k8s_cluster", "control_plane", "workers")
 # layouts whose cluster kubespray made, so that kubespray's artifacts/admin.conf is on the controller
-KUBESPRAY_LAYOUTS = ("pinned", "kubespray")
+# (novip: pinned's cluster without the load balancer, issue #20)
+KUBESPRAY_LAYOUTS = ("pinned", "kubespray", "novip")
 # layouts whose cluster kubeadm alone made (stacked etcd as a static pod, kubeadm's pki): kubeadm-dns
 # is kubeadm's with the controlPlaneEndpoint a name (cluster-endpoint, in the scenario's etc_hosts)
 KUBEADM_LAYOUTS = ("kubeadm", "kubeadm-dns")
@@ -106,11 +108,24 @@ def key_files(layout):
             yield rel
             continue
         for root, dirs, files in os.walk(full):
-            dirs[:] = sorted(d for d in dirs if d not in ("__pycache__", "tests")
-                             and os.path.join(root, d) != os.path.join(REPO, ARTIFACTS_DIR))
+            dirs[:] = sorted(d for d in dirs if d not in ("__pycache__", "tests") and not is_artifacts_dir(root, d))
             for name in sorted(files):
                 if not name.endswith(".pyc"):
                     yield os.path.relpath(os.path.join(root, name), REPO)
+
+
+def is_artifacts_dir(root, name):
+    """kubespray's artifacts directory beside one of the bed's inventories (testbed/inventory/artifacts,
+    testbed/inventory/<layout>/artifacts): written at every bring-up, not what shapes the bed."""
+    inventories = os.path.join(REPO, "testbed", "inventory")
+    return name == "artifacts" and (root == inventories or os.path.dirname(root) == inventories)
+
+
+def artifacts_dir(layout):
+    """kubespray's {{ inventory_dir }}/artifacts for the layout's inventory: its own directory's
+    (testbed/inventory/<layout>/hosts.yml), or the shared one of testbed/inventory/<layout>.yml."""
+    own = os.path.join("testbed", "inventory", layout)
+    return os.path.join(own, "artifacts") if os.path.isfile(os.path.join(REPO, own, "hosts.yml")) else ARTIFACTS_DIR
 
 
 def snapshot_key(layout):
@@ -210,7 +225,7 @@ def artifacts(layout):
     text = run(*ssh_command(hostvars[first]["ip"], LOGIN_USER, "sudo", "-n", "cat", "/etc/kubernetes/admin.conf"),
                timeout=30).stdout
     address = hostvars[first].get("access_ip") or hostvars[first]["ip"]
-    directory = os.path.join(REPO, ARTIFACTS_DIR)
+    directory = os.path.join(REPO, artifacts_dir(layout))
     os.makedirs(directory, mode=0o750, exist_ok=True)
     path = os.path.join(directory, "admin.conf")
     fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -353,6 +368,12 @@ printf 'HAProxy backends\t%s\t%s\n' "$r" "$up"
 
 NODE_SCRIPT = r"""
 set -u
+# a layout without the load balancer (novip): each apiserver's /readyz from the first master, as
+# LB_SCRIPT checks it from the load balancer elsewhere (same check names)
+for ip in ${APISERVER_IPS:-}; do
+    if out=$(curl -sS --fail --max-time 3 --cacert $APISERVER_CA https://$ip:6443/readyz 2>&1); then r=ok; else r=fail; fi
+    printf 'apiserver %s /readyz (CA verified)\t%s\t%s\n' "$ip" "$r" "${out:0:80}"
+done
 for c in $COMPONENTS; do
     out=$(python3 -c '
 import json, sys
@@ -463,6 +484,11 @@ def health_targets(layout):
             env["NODES"] = " ".join(nodes)
             if kubeadm:
                 env["ETCD_MEMBERS"] = " ".join(sorted(masters))
+            if not lbs:
+                # no load balancer (layout novip, before kubeha provisions the VIP): the apiservers'
+                # /readyz from here, verified against the cluster CA (kubespray's pki -> ssl link)
+                env["APISERVER_IPS"] = " ".join(hostvars[m]["ip"] for m in masters)
+                env["APISERVER_CA"] = "/etc/kubernetes/pki/ca.crt"
         targets.append((node, NODE_SCRIPT, env))
     return targets
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Convert the running test bed: playbooks/convert.yml against testbed/inventory/<layout>.
-# Usage: testbed/convert.sh [pinned|kubespray|kubeadm|kubeadm-dns|legacy] [extra ansible-playbook args]
+# Usage: testbed/convert.sh [pinned|kubespray|kubeadm|kubeadm-dns|novip|legacy] [extra ansible-playbook args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 layout=${1:-${LAYOUT:-pinned}}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole story from scratch on layout LAYOUT (pinned | kubespray | kubeadm | kubeadm-dns): the module binaries built in
+# The whole story from scratch on layout LAYOUT (pinned | kubespray | kubeadm | kubeadm-dns | novip): the module binaries built in
 # the background while the Python tools, the node image and the unconverted cluster come up (timed),
 # snapshot where every client points, convert (playbooks/convert.yml), snapshot again, run the
 # product's failover drill (playbooks/drill.yml), print a per-host before/after table and the

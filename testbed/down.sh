@@ -13,7 +13,7 @@ if docker network inspect kubeha >/dev/null 2>&1; then
 fi
 if [[ -x .venv/bin/molecule ]]; then
     export PATH="$PWD/.venv/bin:$PATH"
-    for scenario in pinned kubespray kubeadm kubeadm-dns; do
+    for scenario in pinned kubespray kubeadm kubeadm-dns novip; do
         # Make molecule forget the instances (its state lives in an ephemeral directory keyed by this
         # checkout's directory name). `molecule destroy` acts only on this scenario's own platforms
         # and network. Never `molecule reset`: the docker driver's reset stops and prunes EVERY

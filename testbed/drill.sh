@@ -3,7 +3,7 @@
 # (the product's drill), then the test bed's own verification molecule/shared/verify.yml (servers of
 # every component, the write-up's drill with the real kubectl through the VIP, the Python client).
 # --product-only: playbooks/drill.yml alone (make demo).
-# Usage: testbed/drill.sh [pinned|kubespray|kubeadm|kubeadm-dns|legacy] [--product-only]
+# Usage: testbed/drill.sh [pinned|kubespray|kubeadm|kubeadm-dns|novip|legacy] [--product-only]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 layout=${1:-${LAYOUT:-pinned}}

@@ -7,6 +7,7 @@ layout_inventory() {
         legacy) echo testbed/inventory/legacy.ini ;;
         kubeadm) echo testbed/inventory/kubeadm/hosts.yml ;;
         kubeadm-dns) echo testbed/inventory/kubeadm-dns/hosts.yml ;;
-        *) echo "$2: unknown layout '$1' (pinned|kubespray|kubeadm|kubeadm-dns|legacy)" >&2; return 2 ;;
+        novip) echo testbed/inventory/novip/hosts.yml ;;
+        *) echo "$2: unknown layout '$1' (pinned|kubespray|kubeadm|kubeadm-dns|novip|legacy)" >&2; return 2 ;;
     esac
 }

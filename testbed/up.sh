@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Bring up the unconverted test-bed cluster of LAYOUT (pinned | kubespray | kubeadm | kubeadm-dns), healthy, and print the
+# Bring up the unconverted test-bed cluster of LAYOUT (pinned | kubespray | kubeadm | kubeadm-dns | novip), healthy, and print the
 # time it took. Always new containers (testbed/down.sh first): a bed an earlier run converted (its
 # apiserver pair, /var/lib/kubeha's originals and drain markers) never leaks into the next.
 #
@@ -13,12 +13,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 layout=${1:-${LAYOUT:-pinned}}
-[[ -f molecule/$layout/molecule.yml ]] || { echo "up.sh: unknown layout '$layout' (pinned|kubespray|kubeadm|kubeadm-dns)" >&2; exit 2; }
+[[ -f molecule/$layout/molecule.yml ]] || { echo "up.sh: unknown layout '$layout' (pinned|kubespray|kubeadm|kubeadm-dns|novip)" >&2; exit 2; }
 export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_CONFIG=$PWD/ansible.cfg
 bed() { .venv/bin/python testbed/bed.py "$@"; }
-# the layout's inventory (kubeadm's and kubeadm-dns's are plain ones in their own directories)
+# the layout's inventory (kubeadm's and kubeadm-dns's are plain ones in their own directories,
+# novip's a kubespray one in its own directory: the other layouts' load-balancer variables do not apply)
 case $layout in
-    kubeadm|kubeadm-dns) inventory=testbed/inventory/$layout/hosts.yml ;;
+    kubeadm|kubeadm-dns|novip) inventory=testbed/inventory/$layout/hosts.yml ;;
     *) inventory=testbed/inventory/$layout.yml ;;
 esac
 image=kubeha-node:$(testbed/images/build.sh hash | awk '{print $2}')

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the test-bed images without any registry: debootstrap --variant=minbase, then docker import.
-#   kubeha-node:<hash>      Debian bookworm, systemd as PID 1 (every test-bed host); also :latest
+#   kubeha-node:<hash>      Debian bookworm, systemd as PID 1 (every test-bed host); also :latest.
+#                           It carries a local apt repository (node.repo: keepalived), see local_repo
 #   kubeha-bullseye:<hash>  Debian bullseye, glibc 2.31 + OpenSSL 1.1 (old-host check of the modules)
 #   kubeha-bullseye-arm64:<hash>  the same for arm64, run under qemu-user (the aarch64 binaries'
 #                           check, scripts/test-bullseye.sh aarch64): Debian's qemu-user-static,
@@ -34,8 +35,12 @@ mirror() {
 # An image's package list: bullseye-arm64 has bullseye's
 list() { echo "$here/${1%-arm64}.packages"; }
 
-recipe_hash() {   # hash of build.sh, setup-rootfs.sh and the image's package list
-    cat "$here/build.sh" "$here/setup-rootfs.sh" "$(list "$1")" | sha256sum | cut -c1-12
+# An image's local apt repository list (node.repo), if it has one
+repo_list() { echo "$here/${1%-arm64}.repo"; }
+
+recipe_hash() {   # hash of build.sh, setup-rootfs.sh, the image's package list and its local repository's
+    cat "$here/build.sh" "$here/setup-rootfs.sh" "$(list "$1")" \
+        $( [[ -f $(repo_list "$1") ]] && echo "$(repo_list "$1")" ) | sha256sum | cut -c1-12
 }
 
 download_hash() {   # what debootstrap downloads depends on the suite, the architecture and the package list
@@ -45,6 +50,69 @@ download_hash() {   # what debootstrap downloads depends on the suite, the archi
 packages() { grep -vE '^\s*(#|$)' "$(list "$1")" | paste -sd, -; }
 
 arch_of() { if [[ $1 == *-arm64 ]]; then echo arm64; else echo amd64; fi; }
+
+# Where the node image keeps its local apt repository (testbed/install/vars.yml testbed_apt_repo names
+# the same directory): outside /var/lib/kubeha-testbed, which the install makes 0700 (apt's
+# unprivileged _apt user must read the index).
+REPO_DIR=/srv/kubeha-testbed-apt
+
+# The local apt repository of an image, as an air-gapped site's mirror serves it: the .deb files of
+# the packages its .repo file names and of every dependency and recommendation not installed in the
+# image (what `apt-get install` of them would fetch from Debian, read by the image's own apt), plus
+# a Packages index (dpkg-scanpackages, dpkg-dev on the build host) and a Release file, in REPO_DIR.
+# Nothing of it is installed. The .deb files are cached under the download cache, keyed like
+# debootstrap's tarball plus the .repo list (a new image package list can change what is missing).
+local_repo() {   # name suite rootfs mirror
+    local name=$1 suite=$2 rootfs=$3 mirror_url=$4 pkgs dir dest
+    pkgs=$(grep -vE '^\s*(#|$)' "$(repo_list "$name")" | paste -sd' ' -)
+    dir="$cache/$name-$suite-$({ download_hash "$name" "$suite"; cat "$(repo_list "$name")"; } | sha256sum | cut -c1-12)-repo"
+    for p in $pkgs; do
+        if chroot "$rootfs" dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+            echo "local_repo: $p is installed in the image: it must not be" >&2; return 1
+        fi
+    done
+    if [[ ! -d $dir ]]; then
+        echo "local_repo: downloading $pkgs and what they need from $mirror_url into $dir"
+        # the image's own apt resolves the dependencies against its dpkg status (setup-rootfs.sh then
+        # rewrites sources.list and empties resolv.conf)
+        cp -L /etc/resolv.conf "$rootfs/etc/resolv.conf"
+        chmod 0755 "$rootfs"   # (mktemp's 0700 would keep apt's _apt user out of the chroot)
+        echo "deb $mirror_url $suite main" >"$rootfs/etc/apt/sources.list"
+        rm -f "$rootfs"/var/cache/apt/archives/*.deb
+        chroot "$rootfs" apt-get -qq update \
+            && chroot "$rootfs" env DEBIAN_FRONTEND=noninteractive apt-get -qq -y --download-only install $pkgs >/dev/null \
+            || { echo "local_repo: apt-get in the image failed" >&2; return 1; }
+        rm -rf "$dir.part" && mkdir -p "$dir.part"
+        mv "$rootfs"/var/cache/apt/archives/*.deb "$dir.part/"
+        mv "$dir.part" "$dir"
+        find "$rootfs/var/lib/apt/lists" -maxdepth 1 -type f -delete
+        rm -rf "$rootfs/var/lib/apt/lists/auxfiles"
+    else
+        echo "local_repo: using cached $dir"
+    fi
+    dest=$rootfs$REPO_DIR
+    install -d -m 0755 "$dest"
+    # named as in Debian's pool (<name>_<version without epoch>_<arch>.deb): apt's own downloads
+    # carry the epoch as %3a, which a file: URI would decode to ':'
+    local deb
+    for deb in "$dir"/*.deb; do
+        install -m 0644 "$deb" "$dest/$(basename "$deb" | sed -E 's/_[0-9]+%3a/_/')"
+    done
+    ( cd "$dest" && dpkg-scanpackages --multiversion . /dev/null 2>/dev/null >Packages ) \
+        || { echo "local_repo: dpkg-scanpackages failed (dpkg-dev installed?)" >&2; return 1; }
+    # a flat repository's Release (no signature: the sources line says trusted=yes), so that apt
+    # does not warn about a repository without one
+    {
+        echo "Origin: kubeha-testbed"
+        echo "Label: kubeha-testbed local mirror"
+        echo "Suite: $suite"
+        echo "Architectures: $(arch_of "$name")"
+        echo "Date: $(LC_ALL=C date -u -R)"
+        echo "SHA256:"
+        printf ' %s %s Packages\n' "$(sha256sum <"$dest/Packages" | cut -d' ' -f1)" "$(stat -c %s "$dest/Packages")"
+    } >"$dest/Release"
+    echo "local_repo: $(ls "$dest"/*.deb | wc -l) packages in $REPO_DIR: $(cd "$dest" && ls *.deb | sed 's/_.*//' | paste -sd' ' -)"
+}
 
 # Let the kernel run arm64 programs through Debian's qemu-user-static (flag F: the interpreter is
 # opened now, so chroots and containers need no copy of it). Idempotent.
@@ -90,6 +158,7 @@ build_one() {   # name suite kind
         "$suite" "$rootfs" "$mirror_url" >"$rootfs.log" 2>&1 \
         || { tail -30 "$rootfs.log"; echo "debootstrap failed (log $rootfs.log)" >&2; return 1; }
     rm -f "$rootfs.log"
+    if [[ -f $(repo_list "$name") ]]; then local_repo "$name" "$suite" "$rootfs" "$mirror_url" || return 1; fi
     "$here/setup-rootfs.sh" "$rootfs" "$suite" "$mirror_url" "$kind"
     local changes=()
     if [[ $kind == systemd ]]; then

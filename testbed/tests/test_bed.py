@@ -293,3 +293,97 @@ def test_plain_inventory_gives_kubeha_what_the_scenario_gives_it(layout):
     theirs = {k: v for k, v in molecule.items() if k.startswith("kubeha_") and k != "kubeha_testbed_ssh_dir"}
     assert ours == theirs
     assert ours["kubeha_testbed_layout"] == layout
+
+
+# ---- layout novip (issue #20): pinned's cluster without the load balancer ----------------------------
+
+def test_novip_scenario_is_pinneds_without_the_load_balancer():
+    """molecule/novip is molecule/pinned minus kubeha-lb (and its /etc/hosts name), with the
+    endpoint kubeha provisions as a VIP on the masters: the copy cannot drift."""
+    pinned, novip = bed.scenario("pinned"), bed.scenario("novip")
+    lb = [dict(p) for p in pinned["platforms"] if p["name"] == "kubeha-lb"][0]
+    masters_workers = [dict(p) for p in pinned["platforms"] if p["name"] != "kubeha-lb"]
+    for platform in masters_workers:
+        platform.pop("etc_hosts")
+        platform["labels"] = {"kubeha_layout": "novip"}
+    assert [dict(p) for p in novip["platforms"]] == masters_workers
+    assert lb["networks"] == [{"name": "kubeha", "ipv4_address": "172.30.0.10"}]
+    # what VRRP needs: NET_ADMIN added, nothing dropped from docker's default set (NET_RAW)
+    for platform in novip["platforms"]:
+        assert "NET_ADMIN" in platform["capabilities"] and not platform.get("cap_drop")
+        assert "172.30.0.10" not in str(platform["networks"])
+    pinned_vars = dict(pinned["provisioner"]["inventory"]["group_vars"]["all"])
+    novip_vars = dict(novip["provisioner"]["inventory"]["group_vars"]["all"])
+    assert pinned_vars.pop("kubeha_testbed_layout") == "pinned" and novip_vars.pop("kubeha_testbed_layout") == "novip"
+    assert pinned_vars.pop("loadbalancer_apiserver") == {"address": "172.30.0.10", "port": 6443}
+    assert novip_vars.pop("loadbalancer_apiserver") == {"address": "172.30.0.10", "port": 8443}
+    assert pinned_vars.pop("apiserver_loadbalancer_domain_name") == "lb-apiserver.kubernetes.local"
+    assert novip_vars.pop("apiserver_loadbalancer_domain_name") == "172.30.0.10"
+    assert novip_vars.pop("kubeha_vip_provision") == "keepalived_haproxy"
+    assert 0 < len(novip_vars.pop("kubeha_vip_auth_pass")) <= 8
+    assert novip_vars == pinned_vars
+    pinned_hosts = dict(pinned["provisioner"]["inventory"]["host_vars"])
+    assert pinned_hosts.pop("kubeha-lb")["ip"] == "172.30.0.10"
+    assert novip["provisioner"]["inventory"]["host_vars"] == pinned_hosts
+    for part in ("provisioner", "platforms"):
+        pinned.pop(part), novip.pop(part)
+    assert novip == pinned
+
+
+def test_novip_inventory_gives_kubeha_what_the_scenario_gives_it():
+    """testbed/inventory/novip/ (convert.sh, drill.sh, test-playbooks.sh) and molecule/novip hand
+    kubeha and kubespray the same variables; the shared group_vars (port 6443's load balancer) do
+    not apply to it."""
+    directory = os.path.join(bed.REPO, "testbed", "inventory", "novip")
+    with open(os.path.join(directory, "hosts.yml"), encoding="utf-8") as handle:
+        hosts = yaml.safe_load(handle)["all"]
+    inventory = dict(hosts["vars"])
+    group_vars = os.path.join(directory, "group_vars", "all")
+    for name in sorted(os.listdir(group_vars)):
+        with open(os.path.join(group_vars, name), encoding="utf-8") as handle:
+            inventory.update(yaml.safe_load(handle))
+    assert "loadbalancer.yml" not in os.listdir(group_vars)
+    molecule = bed.scenario("novip")["provisioner"]["inventory"]
+    wanted = ("kubeha_", "loadbalancer_apiserver", "apiserver_loadbalancer_domain_name")
+    ours = {k: v for k, v in inventory.items() if k.startswith(wanted) and k != "kubeha_testbed_ssh_dir"}
+    theirs = {k: v for k, v in molecule["group_vars"]["all"].items()
+              if k.startswith(wanted) and k != "kubeha_testbed_ssh_dir"}
+    assert ours == theirs
+    assert ours["loadbalancer_apiserver"] == {"address": "172.30.0.10", "port": 8443}
+    # kubespray's groups, the same hosts and addresses as the scenario, no load balancer
+    assert sorted(hosts["children"]) == ["calico_rr", "etcd", "k8s_cluster", "kube_control_plane", "kube_node"]
+    assert {h: {k: v for k, v in hv.items() if k != "ansible_connection"} for h, hv in molecule["host_vars"].items()} \
+        == hosts["hosts"]
+    # pins.yml is the shared one (a link), testbed.yml a copy one directory deeper
+    assert os.path.realpath(os.path.join(group_vars, "pins.yml")) == os.path.join(
+        bed.REPO, "testbed", "inventory", "group_vars", "all", "pins.yml")
+
+
+def test_novip_health_checks_the_apiservers_from_the_first_master_and_no_load_balancer():
+    targets = {host: env for host, _script, env in bed.health_targets("novip")}
+    assert sorted(targets) == ["kubeha-master1", "kubeha-master2", "kubeha-master3", "kubeha-worker1", "kubeha-worker2"]
+    assert targets["kubeha-master1"]["APISERVER_IPS"] == "172.30.0.11 172.30.0.12 172.30.0.13"
+    assert targets["kubeha-master1"]["APISERVER_CA"] == "/etc/kubernetes/pki/ca.crt"
+    assert "APISERVER_IPS" not in targets["kubeha-master2"]
+    # the layouts with a load balancer check the apiservers from it, as before
+    pinned = {host: env for host, _script, env in bed.health_targets("pinned")}
+    assert all("APISERVER_IPS" not in env for env in pinned.values())
+
+
+def test_novip_containers_and_kubesprays_artifact_beside_its_own_inventory(monkeypatch):
+    runs = docker_runs("novip", monkeypatch)
+    assert sorted(runs) == ["kubeha-master1", "kubeha-master2", "kubeha-master3", "kubeha-worker1", "kubeha-worker2"]
+    for node, argv in runs.items():
+        assert added_hosts(argv) == [], node
+        assert "NET_ADMIN" in argv and "--cap-drop" not in argv
+    assert bed.artifacts_dir("novip") == os.path.join("testbed", "inventory", "novip", "artifacts")
+    assert bed.artifacts_dir("pinned") == bed.ARTIFACTS_DIR
+    assert "novip" in bed.KUBESPRAY_LAYOUTS
+
+
+def test_no_artifacts_directory_is_part_of_the_key():
+    inventories = os.path.join(bed.REPO, "testbed", "inventory")
+    assert bed.is_artifacts_dir(inventories, "artifacts")
+    assert bed.is_artifacts_dir(os.path.join(inventories, "novip"), "artifacts")
+    assert not bed.is_artifacts_dir(os.path.join(inventories, "novip"), "group_vars")
+    assert not bed.is_artifacts_dir(os.path.join(bed.REPO, "testbed", "install"), "artifacts")
