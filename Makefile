@@ -46,8 +46,8 @@ test-playbooks: venv build image ## convert/rollback/hook end to end: make test-
 freeze: venv ## whole-host loss: master 1 frozen for 2 min on the running bed (make freeze LAYOUT=pinned EXPECT=survive|break)
 	.venv/bin/python testbed/freeze.py $(LAYOUT) --expect $(or $(EXPECT),survive) $(if $(filter break,$(EXPECT)),--server-name kubernetes)
 
-vip-freeze: venv ## the VIP holder frozen 5 times on the converted novip bed: unreachable seconds, failed probes, where the VIP goes (make vip-freeze PREEMPT=false|true)
-	.venv/bin/python testbed/vip_freeze.py --expect-preempt $(or $(PREEMPT),false)
+vip-freeze: venv ## the VIP holder frozen 5 times on the converted novip bed: unreachable seconds, failed probes, where the VIP goes (make vip-freeze PREEMPT=true|false; kubeha_vip_preempt's default is true)
+	.venv/bin/python testbed/vip_freeze.py $(or $(LAYOUT),novip) --expect-preempt $(or $(PREEMPT),true)
 
 same-behaviour: venv build image ## a refactoring changes nothing: make same-behaviour OTHER=<checkout with its modules built> [LAYOUT=pinned]
 	.venv/bin/python scripts/same_behaviour.py $(OTHER) --layout $(LAYOUT)

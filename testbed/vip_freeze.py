@@ -7,7 +7,7 @@ stays unreachable and how many requests fail while the VIP moves, thaw it, and w
 ends up (back on the returning master = preemption, or where it moved).
 
     testbed/vip_freeze.py [LAYOUT] [--rounds 5] [--frozen 20] [--after 20] [--max-gap 5]
-                          [--expect-preempt false|true] [--server-name auto|NAME]
+                          [--expect-preempt true|false] [--server-name auto|NAME]
 
 The availability probe runs on this machine (the controller, on the docker network's gateway
 172.30.0.1): an HTTPS GET /readyz to https://<VIP>:<port> every --interval (0.2) s, each with a
@@ -377,9 +377,9 @@ def main(argv=None):
     ap.add_argument("--frozen", type=float, default=20, help="seconds the holder stays frozen (default 20)")
     ap.add_argument("--after", type=float, default=20, help="seconds watched after the thaw (default 20)")
     ap.add_argument("--max-gap", type=float, default=5, help="most seconds the VIP may stay unreachable (default 5)")
-    ap.add_argument("--expect-preempt", choices=["true", "false"], default="false",
-                    help="the configured preemption (kubeha_vip_preempt): true, the VIP goes back to the "
-                         "returning master; false (default), it stays where it moved")
+    ap.add_argument("--expect-preempt", choices=["true", "false"], default="true",
+                    help="the configured preemption (kubeha_vip_preempt, default true): true (default), the "
+                         "VIP goes back to the returning master; false, it stays where it moved")
     ap.add_argument("--vip", help="the VIP (default: loadbalancer_apiserver.address of the layout's inventory)")
     ap.add_argument("--port", type=int, help="its port (default: loadbalancer_apiserver.port, else 8443)")
     ap.add_argument("--interval", type=float, default=0.2)
