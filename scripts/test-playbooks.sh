@@ -2,7 +2,7 @@
 # End-to-end tests of playbooks/convert.yml, rollback.yml, drill.yml and the kubespray hook on the
 # RUNNING test bed (make testbed LAYOUT=...), which must be unconverted at the start; it is left
 # unconverted (rolled back) at the end.
-#   scripts/test-playbooks.sh [pinned|kubespray|kubeadm|kubeadm-dns]      (INVENTORY=... to use another inventory)
+#   scripts/test-playbooks.sh [pinned|kubespray|kubeadm|kubeadm-dns|novip]      (INVENTORY=... to use another inventory)
 #   KUBEHA_TEST_TIER=core (make test): checks 0, 1, 3, 3a, 4, 4d, 4a, 4c and 5 only; full (the
 #   default, make test-full): all of them
 # Checks, each with a snapshot (sha256 of every file under /etc/kubernetes, /root/.kube/config and
@@ -27,6 +27,8 @@
 #   5. rollback returns every file byte for byte and every ConfigMap's data, and removes the module
 #      cache (present on every node after 3.; no run fell back to Ansible's copy-per-call path)
 #   6. (kubespray's layouts) the kubespray post-upgrade hook, included as kubespray does, converts; rollback again
+#  6v. (layout novip) the hook with kubeha_vip_provision refused until convert.yml --tags vip provisioned
+#      the VIP (which moves no client); then it converts through it; rollback again
 #   7. (kubespray's layouts) legacy group names (kube-master, kube-node, k8s-cluster) convert; rollback again. Layout
 #      kubespray: that run also removes the workers' local nginx proxy (kubeha_remove_local_proxy),
 #      workers stay Ready, and the rollback brings the proxy back
@@ -373,6 +375,37 @@ if ap rollback -i "$inv" playbooks/rollback.yml; then
 else
     ko "rollback failed (see $logs/rollback.log)"
 fi
+
+if [[ $tier == full && $layout == novip ]]; then
+# 6v. the kubespray hook with kubeha_vip_provision: refused until the VIP is provisioned (nothing
+#     changed); convert.yml --tags vip provisions it and moves no client (only /etc/haproxy and
+#     /etc/keepalived change); the hook then converts through it; the rollback returns to the start
+vip_hook_refused() { grep -q 'have no keepalived and HAProxy from kubeha' <(tr -s '\n ' '  ' <"$logs/hook-novip.log"); }
+if ! ap hook-novip -i "$inv" playbooks/tests/kubespray_hook.yml && vip_hook_refused && snap after-hook-novip \
+    && d=$(same before after-hook-novip all); then
+    ok "hook with kubeha_vip_provision before the VIP exists: refused (convert.yml --tags vip first), nothing changed"
+else
+    ko "hook with kubeha_vip_provision before the VIP exists: not refused as expected (see $logs/hook-novip.log) ${d:-}"
+fi
+if ap vip-only -i "$inv" playbooks/convert.yml --tags vip && snap after-vip-only; then
+    d=$(same before after-vip-only files | grep -Ev '^kubeha-master[0-9]:/etc/(haproxy|keepalived)/' || true)
+    if [[ -z $d ]] && [[ $(vip_state | grep -c 'keepalived=active/enabled') == 3 ]]; then
+        ok "convert.yml --tags vip: keepalived and HAProxy on the 3 masters, no other file changed"
+    else
+        ko "convert.yml --tags vip changed more than the VIP's parts: $d"
+    fi
+else
+    ko "convert.yml --tags vip failed (see $logs/vip-only.log)"
+fi
+if ap hook -i "$inv" playbooks/tests/kubespray_hook.yml && ap hook-verify -i "$inv" playbooks/convert.yml --tags verify; then
+    ok "kubespray post-upgrade hook converted the cluster through the provisioned VIP (verify passed)"
+else
+    ko "kubespray hook through the provisioned VIP (see $logs/hook.log, $logs/hook-verify.log)"
+fi
+ap rollback-hook -i "$inv" playbooks/rollback.yml && snap rolled-back-hook && d=$(same before rolled-back-hook files+data) \
+    && [[ $(grep -c 'keepalived=inactive/[a-z-]*/absent haproxy=inactive/disabled/installed $' <<<"$(vip_state)") == 3 ]] \
+    && ok "rollback after the hook: back to the start, the VIP gone" || ko "rollback after the hook: ${d:-failed}"
+fi  # tier full (novip): hook
 
 if [[ $tier == full && $layout != kubeadm* && $layout != novip ]]; then
 # 6. kubespray hook
