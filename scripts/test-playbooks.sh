@@ -268,11 +268,14 @@ vip_state() {  # per master: keepalived/haproxy active, enabled, installed; whet
             ip -4 -o addr show | grep -q " 172.30.0.10/32 " && printf "VIP"; echo'
     done
 }
+# the state vip_state printed: keepalived and HAProxy provisioned on the 3 masters / as the image has them
+vip_up() { [[ $(grep -c 'keepalived=active/enabled/installed haproxy=active/enabled/installed' <<<"$1") == 3 ]]; }
+vip_removed() { [[ $(grep -c 'keepalived=inactive/[a-z-]*/absent haproxy=inactive/disabled/installed $' <<<"$1") == 3 ]]; }
 if [[ $layout == novip ]]; then
     st=$(vip_state)
     holders=$(grep -c ' VIP$' <<<"$st" || true)
     ca=$(mktemp); docker exec kubeha-master1 cat /etc/kubernetes/ssl/ca.crt >"$ca"
-    if [[ $(grep -c 'keepalived=active/enabled/installed haproxy=active/enabled/installed' <<<"$st") == 3 && $holders == 1 ]] \
+    if vip_up "$st" && [[ $holders == 1 ]] \
         && curl -sf --max-time 5 --cacert "$ca" https://172.30.0.10:8443/readyz >/dev/null; then
         ok "VIP: keepalived and HAProxy active and enabled on the 3 masters, 172.30.0.10 on $(grep ' VIP$' <<<"$st" | cut -d' ' -f1), /readyz through it (TLS verified for the VIP)"
     else
@@ -366,7 +369,7 @@ if ap rollback -i "$inv" playbooks/rollback.yml; then
     # novip: keepalived purged (kubeha installed it), HAProxy disabled and stopped as the image has it, the VIP gone
     if [[ $layout == novip ]]; then
         st=$(vip_state)
-        if [[ $(grep -c 'keepalived=inactive/[a-z-]*/absent haproxy=inactive/disabled/installed $' <<<"$st") == 3 ]]; then
+        if vip_removed "$st"; then
             ok "rollback: keepalived purged, HAProxy stopped and disabled again, the VIP gone on every master"
         else
             ko "rollback left the VIP's parts: $(tr '\n' ';' <<<"$st")"
@@ -391,7 +394,7 @@ else
 fi
 if ap vip-only -i "$inv" playbooks/convert.yml --tags vip && snap after-vip-only; then
     d=$(same before after-vip-only files | grep -Ev '^kubeha-master[0-9]:/etc/(haproxy|keepalived)/' || true)
-    if [[ -z $d ]] && [[ $(vip_state | grep -c 'keepalived=active/enabled') == 3 ]]; then
+    if [[ -z $d ]] && vip_up "$(vip_state)"; then
         ok "convert.yml --tags vip: keepalived and HAProxy on the 3 masters, no other file changed"
     else
         ko "convert.yml --tags vip changed more than the VIP's parts: $d"
@@ -405,7 +408,7 @@ else
     ko "kubespray hook through the provisioned VIP (see $logs/hook.log, $logs/hook-verify.log)"
 fi
 ap rollback-hook -i "$inv" playbooks/rollback.yml && snap rolled-back-hook && d=$(same before rolled-back-hook files+data) \
-    && [[ $(grep -c 'keepalived=inactive/[a-z-]*/absent haproxy=inactive/disabled/installed $' <<<"$(vip_state)") == 3 ]] \
+    && vip_removed "$(vip_state)" \
     && ok "rollback after the hook: back to the start, the VIP gone" || ko "rollback after the hook: ${d:-failed}"
 fi  # tier full (novip): hook
 
